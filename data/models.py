@@ -1,0 +1,111 @@
+"""The records Switchboard keeps: callbacks in, responses out, outbound sends, and the
+per-phone state derived from them. Plain frozen dataclasses; no TinyDB dicts leave `data/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+AnsweredBy = Literal["operator", "fallback", "auto", "rule"]
+"""Who produced a response: the person at the console, the deadline fallback,
+an immediate answer for a type that expects none, or a rule."""
+
+Outcome = Literal["answered", "timed_out", "caller_gone", "shutdown", "overflow", "immediate"]
+"""How a held exchange ended. `caller_gone` means the SL hung up before an answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    """One callback as received, with what the contract module made of it."""
+
+    seq: int
+    """Store-assigned, strictly increasing id (0 before it is stored)."""
+    received_at: float
+    """Unix time the request was read."""
+    type: str
+    """The `type` field as sent (may be an unknown type)."""
+    fields: Mapping[str, str]
+    """Every raw field exactly as received (query string and body merged)."""
+    parsed: Mapping[str, Any]
+    """JSON-safe parsed values (booleans, status name, split phone numbers, ...)."""
+    warnings: tuple[str, ...] = ()
+    """Contract violations seen in this callback, one line each."""
+    phones: tuple[str, ...] = ()
+    """Phone numbers this callback is about (one, or several for `session_closed`)."""
+    peer: str = ""
+    """Remote address of the caller."""
+    app: str = ""
+    """Display name of the app the `api_key` belongs to (never the key itself)."""
+    held: bool = False
+    """True when the gateway held the request for an answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """The HTTP response that went back for one callback."""
+
+    callback_seq: int
+    sent_at: float
+    status: int
+    body: str
+    """The exact response body sent."""
+    content_type: str
+    answered_by: AnsweredBy
+    outcome: Outcome
+    latency_ms: float
+    phone: str = ""
+    decision: Mapping[str, Any] = field(default_factory=dict)
+    """What the operator decided: `reply`, `close_session`, `reprocess`, `tags`."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """A message the operator sent through the SL API (`send_message`)."""
+
+    seq: int
+    sent_at: float
+    phone: str
+    body: str
+    message_ids: tuple[str, ...] = ()
+    """One id per part; negative ids are the SL's refusals (-1, -2, -3)."""
+    error: str = ""
+    """Why the SL refused or could not be reached; empty on success."""
+
+
+DeliveryState = Literal["sent", "pending", "queued", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    """One line of a phone's conversation, oldest first when listed."""
+
+    at: float
+    direction: Literal["in", "out"]
+    text: str
+    who: str
+    """`texter`, `operator`, `fallback`, `auto`, `rule` or `outbound`."""
+    seq: int
+    """The callback or outbound record this entry comes from."""
+    message_ids: tuple[str, ...] = ()
+    delivery: tuple[DeliveryState, ...] = ()
+    """Delivery state per part (same order as `message_ids`)."""
+    final: bool = False
+    detail: str = ""
+    """Extra facts: close_session, reprocess, tags, timed out, errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """What Switchboard knows about one phone number, derived from its callbacks."""
+
+    phone: str
+    session_open: bool | None = None
+    """None until anything says; True after a message in; False after a close."""
+    subscribed: bool = False
+    tags: tuple[str, ...] = ()
+    blacklisted: bool = False
+    loop_flagged: bool = False
+    last_seen: float = 0.0
+    carrier: str = ""
+    messages_in: int = 0
+    messages_out: int = 0
