@@ -1,0 +1,175 @@
+"""The seam between the gateway and whoever answers: the console, headless mode, rules.
+
+The gateway publishes what arrives and, for a held callback, awaits a `Resolution`.
+Answerers subscribe to events and call `answer()`. Neither side sees the other's
+internals; a later multi-operator hub can put a network behind these few calls.
+Everything here runs on the event loop thread: no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Union
+
+from data.models import CallbackRecord, ResponseRecord
+
+from .contract import Decision
+
+log = logging.getLogger(__name__)
+
+Answerer = Literal["operator", "fallback", "rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldItem:
+    """A held callback waiting for an answer."""
+
+    record: CallbackRecord
+    deadline: float
+    """Unix time at which the fallback goes out."""
+    out_of_session: bool = False
+    """The phone's session was closed before this message arrived."""
+
+    @property
+    def seq(self) -> int:
+        return self.record.seq
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """How a held exchange is to be answered."""
+
+    decision: Decision
+    answered_by: Answerer
+    outcome: Literal["answered", "timed_out", "shutdown", "overflow"] = "answered"
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackReceived:
+    """A callback that needs no answer was recorded (and answered with an empty 200)."""
+
+    record: CallbackRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeHeld:
+    """A callback is held open, waiting for an answer until `item.deadline`."""
+
+    item: HeldItem
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeEnded:
+    """A held exchange is over: answered, timed out, caller gone, overflow or shutdown."""
+
+    seq: int
+    outcome: str
+    response: ResponseRecord | None
+    """What was sent; None when the caller hung up first."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """The gateway refused a request (400, 403, 413, 503)."""
+
+    status: int
+    reason: str
+    peer: str
+
+
+BrokerEvent = Union[CallbackReceived, ExchangeHeld, ExchangeEnded, RequestRejected]
+Subscriber = Callable[[BrokerEvent], None]
+
+
+class AnswerRefused(Exception):
+    """An answer that can no longer be delivered; the message is one line for the operator."""
+
+
+@dataclass(slots=True)
+class _Exchange:
+    item: HeldItem
+    future: asyncio.Future[Resolution]
+
+
+@dataclass
+class Broker:
+    """Holds the open exchanges and fans events out to subscribers."""
+
+    _subscribers: list[Subscriber] = field(default_factory=list)
+    _open: dict[int, _Exchange] = field(default_factory=dict)
+    _gone: dict[int, str] = field(default_factory=dict)
+
+    # -- subscribing -------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` for every event from now on; returns the unsubscribe call."""
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: BrokerEvent) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # one broken subscriber must not stop the gateway
+                log.exception("broker subscriber failed on %r", type(event).__name__)
+
+    # -- the gateway's side ------------------------------------------------------------
+
+    def hold(self, item: HeldItem) -> asyncio.Future[Resolution]:
+        """Open an exchange and announce it; the gateway awaits the returned future."""
+        future: asyncio.Future[Resolution] = asyncio.get_running_loop().create_future()
+        self._open[item.seq] = _Exchange(item, future)
+        self.publish(ExchangeHeld(item))
+        return future
+
+    def close(self, seq: int, outcome: str, response: ResponseRecord | None) -> None:
+        """The gateway has answered (or lost) the exchange; tell everyone."""
+        exchange = self._open.pop(seq, None)
+        if exchange is not None and not exchange.future.done():
+            exchange.future.cancel()
+        if outcome == "caller_gone":
+            self._gone[seq] = "the caller hung up before an answer was sent"
+            if len(self._gone) > 10_000:
+                self._gone.pop(next(iter(self._gone)))
+        self.publish(ExchangeEnded(seq=seq, outcome=outcome, response=response))
+
+    def resolve_all(self, make: Callable[[HeldItem], Resolution]) -> int:
+        """Answer every open exchange at once (shutdown). Returns how many."""
+        count = 0
+        for exchange in list(self._open.values()):
+            if not exchange.future.done():
+                exchange.future.set_result(make(exchange.item))
+                count += 1
+        return count
+
+    # -- the answerer's side -----------------------------------------------------------
+
+    def answer(self, seq: int, decision: Decision, answered_by: Answerer = "operator") -> None:
+        """Deliver a decision for a held exchange, or raise AnswerRefused saying why not."""
+        exchange = self._open.get(seq)
+        if exchange is None or exchange.future.done():
+            reason = self._gone.get(seq, "it was already answered or timed out")
+            raise AnswerRefused(f"cannot answer #{seq}: {reason}")
+        exchange.future.set_result(Resolution(decision=decision, answered_by=answered_by))
+
+    def pending(self) -> list[HeldItem]:
+        """Open exchanges, oldest first."""
+        return [exchange.item for exchange in self._open.values()]
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._open)
+
+    def is_open(self, seq: int) -> bool:
+        exchange = self._open.get(seq)
+        return exchange is not None and not exchange.future.done()

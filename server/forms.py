@@ -1,0 +1,157 @@
+"""Turn an HTTP request's bytes into the callback's flat fields, leniently and safely.
+
+The documented format is `application/x-www-form-urlencoded`; we also read
+`multipart/form-data`, a JSON object, and query-string parameters (merged, the body
+winning, as a real client's merged params hash did). Every failure is a `FormError`
+with a one-line reason the gateway sends back as a 400. aiohttp's `request.post()`
+is not used: it raises (and the handler would answer 500) on invalid UTF-8, broken
+multipart bodies and unknown charsets.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Iterable, Mapping
+from urllib.parse import parse_qsl
+
+
+class FormError(ValueError):
+    """A body that cannot be read as callback fields; the message is the 400's reason."""
+
+
+def _charset(params: Mapping[str, str], default: str = "utf-8") -> str:
+    name = params.get("charset", default).strip().strip('"') or default
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise FormError(f"unknown charset {name!r} in Content-Type") from None
+
+
+def _pairs_urlencoded(text: str, charset: str, what: str, max_fields: int) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding=charset,
+            errors="strict",
+            max_num_fields=max_fields,
+        )
+    except UnicodeDecodeError:
+        raise FormError(f"{what} is not valid {charset} after percent-decoding") from None
+    except ValueError as exc:  # max_num_fields exceeded
+        raise FormError(f"{what} has too many fields (limit {max_fields})") from exc
+
+
+def _decode(raw: bytes, charset: str, what: str) -> str:
+    try:
+        return raw.decode(charset)
+    except UnicodeDecodeError:
+        raise FormError(f"{what} is not valid {charset}") from None
+
+
+def _pairs_json(text: str) -> list[tuple[str, str]]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FormError("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise FormError("JSON body must be an object of callback fields")
+    pairs = []
+    for key, item in value.items():
+        if isinstance(item, str):
+            pairs.append((key, item))
+        elif item is None:
+            pairs.append((key, ""))
+        elif isinstance(item, bool):
+            pairs.append((key, "true" if item else "false"))
+        elif isinstance(item, (int, float)):
+            pairs.append((key, str(item)))
+        elif isinstance(item, list) and all(isinstance(part, (str, int)) for part in item):
+            pairs.append((key, ",".join(str(part) for part in item)))
+        else:
+            raise FormError(f"JSON field {key!r} must be a string, number or boolean")
+    return pairs
+
+
+def _pairs_multipart(raw: bytes, content_type: str, charset: str) -> list[tuple[str, str]]:
+    try:
+        message = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+        )
+    except Exception:  # the email parser has many failure modes; all mean "broken body"
+        raise FormError("multipart body could not be parsed") from None
+    if not message.is_multipart():
+        raise FormError("multipart body has no parts (bad boundary?)")
+    pairs = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        part_charset = part.get_content_charset() or charset
+        try:
+            codecs.lookup(part_charset)
+        except LookupError:
+            raise FormError(f"unknown charset {part_charset!r} in a multipart part") from None
+        pairs.append((str(name), _decode(payload, part_charset, f"multipart field {name!r}")))
+    if message.defects and not pairs:
+        raise FormError("multipart body could not be parsed")
+    return pairs
+
+
+def read_fields(
+    *,
+    query_string: str,
+    content_type: str,
+    body: bytes,
+    max_fields: int = 1000,
+) -> tuple[dict[str, str], list[str]]:
+    """Merge query-string and body fields. `content_type` is the raw header.
+    Returns (fields, notes); notes are warnings about the request's shape (repeated
+    keys) worth showing to QA."""
+    header = Message()
+    try:
+        header["content-type"] = content_type
+        mime = header.get_content_type() if content_type.strip() else ""
+        params = {str(k).lower(): str(v) for k, v in (header.get_params() or [])[1:]}
+    except Exception:
+        raise FormError("Content-Type header could not be parsed") from None
+    pairs: list[tuple[str, str]] = []
+    if query_string:
+        if not query_string.isascii():
+            raise FormError("query string is not ASCII")
+        pairs.extend(_pairs_urlencoded(query_string, "utf-8", "query string", max_fields))
+    if body:
+        charset = _charset(params)
+        if mime in ("", "application/x-www-form-urlencoded", "text/plain"):
+            text = _decode(body, "ascii", "urlencoded body") if charset == "utf-8" and body.isascii() else None
+            if text is None:
+                # Raw (not percent-encoded) non-ASCII bytes: decode with the charset first.
+                text = _decode(body, charset, "urlencoded body")
+            pairs.extend(_pairs_urlencoded(text, charset, "urlencoded body", max_fields))
+        elif mime == "application/json" or mime.endswith("+json"):
+            pairs.extend(_pairs_json(_decode(body, charset, "JSON body")))
+        elif mime == "multipart/form-data":
+            pairs.extend(_pairs_multipart(body, content_type, charset))
+        else:
+            raise FormError(
+                f"unsupported Content-Type {mime!r}: send application/x-www-form-urlencoded"
+            )
+    if len(pairs) > max_fields:
+        raise FormError(f"request has too many fields (limit {max_fields})")
+    return _merge(pairs)
+
+
+def _merge(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    fields: dict[str, str] = {}
+    repeated: list[str] = []
+    for key, value in pairs:
+        if key in fields and fields[key] != value and key not in repeated:
+            repeated.append(key)
+        fields[key] = value
+    notes = [f"field {key!r} was sent more than once; the last value was used" for key in repeated]
+    return fields, notes

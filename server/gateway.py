@@ -1,0 +1,313 @@
+"""The aiohttp application the Service Layer calls: it records each callback, holds the
+ones that expect an answer until the broker resolves them or the deadline passes, and
+sends exactly what the contract's encoder produces.
+
+Order of work in the handler matters: the body is read, then the callback is recorded
+before any other await (so a client that hangs up cannot make us lose it), then it is
+published, and the response is written only after the history is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from data.models import CallbackRecord, ResponseRecord
+from data.store import HistoryStore, StoreError
+
+from .broker import (
+    Broker,
+    CallbackReceived,
+    HeldItem,
+    RequestRejected,
+    Resolution,
+)
+from .config import GatewayConfig
+from .contract import (
+    Callback,
+    ContractError,
+    EncodedResponse,
+    encode_response,
+    fallback_decision,
+    parse_callback,
+)
+from .forms import FormError, read_fields
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayStats:
+    """Counters for /healthz and the status bar."""
+
+    received: int = 0
+    held: int = 0
+    answered: int = 0
+    timed_out: int = 0
+    caller_gone: int = 0
+    overflow: int = 0
+    rejected: int = 0
+    forbidden: int = 0
+    started_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "held": self.held,
+            "answered": self.answered,
+            "timed_out": self.timed_out,
+            "caller_gone": self.caller_gone,
+            "overflow": self.overflow,
+            "rejected": self.rejected,
+            "forbidden": self.forbidden,
+        }
+
+
+CONFIG_KEY = web.AppKey("config", GatewayConfig)
+BROKER_KEY = web.AppKey("broker", Broker)
+STORE_KEY = web.AppKey("store", HistoryStore)
+STATS_KEY = web.AppKey("stats", GatewayStats)
+
+
+def _reject(request: web.Request, status: int, reason: str) -> web.Response:
+    request.app[STATS_KEY].rejected += 1
+    if status == 403:
+        request.app[STATS_KEY].forbidden += 1
+    request.app[BROKER_KEY].publish(
+        RequestRejected(status=status, reason=reason, peer=request.remote or "")
+    )
+    return web.Response(status=status, text=reason + "\n")
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _wire(encoded: EncodedResponse) -> web.Response:
+    return web.Response(
+        status=encoded.status,
+        body=encoded.body.encode("utf-8"),
+        content_type=encoded.content_type,
+        charset="utf-8",
+    )
+
+
+async def handle_callback(request: web.Request) -> web.Response:
+    config = request.app[CONFIG_KEY]
+    store = request.app[STORE_KEY]
+    stats = request.app[STATS_KEY]
+
+    body = await _read_body(request, config.max_body)
+    if body is None:
+        return _reject(request, 413, f"body larger than {config.max_body} bytes")
+    try:
+        fields, notes = read_fields(
+            query_string=request.query_string,
+            content_type=request.headers.get("Content-Type", ""),
+            body=body,
+            max_fields=config.max_fields,
+        )
+        callback = parse_callback(fields)
+    except (FormError, ContractError) as exc:
+        return _reject(request, 400, str(exc))
+
+    app_name = config.app_name(callback.api_key)
+    if app_name is None:
+        what = "missing" if callback.api_key is None else "not accepted"
+        return _reject(request, 403, f"api_key {what}: this gateway serves other apps")
+
+    # Record before any cancellable await: from here on, the callback is ours.
+    try:
+        record = store.add_callback(_record(callback, notes, request.remote or "", app_name))
+    except StoreError as exc:
+        return _reject(request, 503, f"history store unavailable: {exc}")
+    stats.received += 1
+    if not record.held:
+        request.app[BROKER_KEY].publish(CallbackReceived(record))
+        return await _durable(store, EncodedResponse("", "text/plain"))
+    return await _hold(request, record)
+
+
+def _record(callback: Callback, notes: list[str], peer: str, app_name: str) -> CallbackRecord:
+    return CallbackRecord(
+        seq=0,
+        received_at=time.time(),
+        type=callback.type,
+        fields=callback.fields,
+        parsed=callback.parsed,
+        warnings=tuple(notes) + callback.warnings,
+        phones=callback.phones,
+        peer=peer,
+        app=app_name,
+        held=callback.held,
+    )
+
+
+async def _durable(store: HistoryStore, encoded: EncodedResponse) -> web.Response:
+    """Answer only once what we stored is on disk."""
+    try:
+        await store.sync()
+    except StoreError as exc:
+        return web.Response(status=503, text=f"history store unavailable: {exc}\n")
+    return _wire(encoded)
+
+
+async def _hold(request: web.Request, record: CallbackRecord) -> web.Response:
+    config = request.app[CONFIG_KEY]
+    broker = request.app[BROKER_KEY]
+    store = request.app[STORE_KEY]
+    stats = request.app[STATS_KEY]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    phone = record.phones[0] if record.phones else ""
+
+    if broker.pending_count >= config.max_pending:
+        stats.overflow += 1
+        resolution = Resolution(
+            decision=fallback_decision(record.type, config.fallback),
+            answered_by="fallback",
+            outcome="overflow",
+        )
+        return await _respond(request, record, resolution, started)
+
+    contact = store.contact(phone) if phone else None
+    item = HeldItem(
+        record=record,
+        deadline=record.received_at + config.reply_timeout,
+        out_of_session=bool(contact is not None and contact.session_open is False),
+    )
+    stats.held += 1
+    future = broker.hold(item)
+    try:
+        try:
+            resolution = await asyncio.wait_for(asyncio.shield(future), config.reply_timeout)
+        except TimeoutError:
+            resolution = Resolution(
+                decision=fallback_decision(record.type, config.fallback),
+                answered_by="fallback",
+                outcome="timed_out",
+            )
+    except asyncio.CancelledError:
+        # The SL hung up (aiohttp cancels the handler) or the server is stopping hard.
+        stats.caller_gone += 1
+        gone = ResponseRecord(
+            callback_seq=record.seq,
+            sent_at=time.time(),
+            status=0,
+            body="",
+            content_type="",
+            answered_by="fallback",
+            outcome="caller_gone",
+            latency_ms=(loop.time() - started) * 1000,
+            phone=phone,
+        )
+        try:
+            store.add_response(gone)
+        except StoreError:
+            log.exception("could not record caller_gone for #%s", record.seq)
+        broker.close(record.seq, "caller_gone", gone)
+        raise
+    return await _respond(request, record, resolution, started)
+
+
+async def _respond(
+    request: web.Request, record: CallbackRecord, resolution: Resolution, started: float
+) -> web.Response:
+    broker = request.app[BROKER_KEY]
+    store = request.app[STORE_KEY]
+    stats = request.app[STATS_KEY]
+    encoded = encode_response(record.type, resolution.decision)
+    response = ResponseRecord(
+        callback_seq=record.seq,
+        sent_at=time.time(),
+        status=encoded.status,
+        body=encoded.body,
+        content_type=encoded.content_type,
+        answered_by=resolution.answered_by,
+        outcome=resolution.outcome,
+        latency_ms=(asyncio.get_running_loop().time() - started) * 1000,
+        phone=record.phones[0] if record.phones else "",
+        decision=resolution.decision.as_dict(),
+    )
+    if resolution.outcome == "timed_out":
+        stats.timed_out += 1
+    else:
+        stats.answered += 1
+    try:
+        store.add_response(response)
+    except StoreError:
+        log.exception("could not record the response for #%s", record.seq)
+    broker.close(record.seq, resolution.outcome, response)
+    return await _durable(store, encoded)
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    broker = request.app[BROKER_KEY]
+    stats = request.app[STATS_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "pending": broker.pending_count,
+            "totals": stats.as_dict(),
+            "uptime_s": round(time.time() - stats.started_at, 1),
+        }
+    )
+
+
+@web.middleware
+async def never_500(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A bug must not look like an SL-side failure: answer 503 with a one-line reason."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return web.Response(status=503, text=f"switchboard could not handle this request: {type(exc).__name__}\n")
+
+
+def make_gateway(config: GatewayConfig, broker: Broker, store: HistoryStore) -> web.Application:
+    """The gateway application: POST callbacks at `config.path`, GET /healthz."""
+    app = web.Application(middlewares=[never_500], client_max_size=config.max_body + 1)
+    app[CONFIG_KEY] = config
+    app[BROKER_KEY] = broker
+    app[STORE_KEY] = store
+    app[STATS_KEY] = GatewayStats()
+    app.router.add_post(config.path, handle_callback)
+    app.router.add_get("/healthz", handle_health)
+
+    async def answer_held_on_shutdown(app: web.Application) -> None:
+        # Without this, runner.cleanup() waits twice its shutdown_timeout and the
+        # held clients get nothing (DESIGN.md). With it, they all get the fallback.
+        broker.resolve_all(
+            lambda item: Resolution(
+                decision=fallback_decision(item.record.type, config.fallback),
+                answered_by="fallback",
+                outcome="shutdown",
+            )
+        )
+
+    app.on_shutdown.append(answer_held_on_shutdown)
+    return app

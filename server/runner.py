@@ -1,0 +1,83 @@
+"""Start and stop the gateway inside an already running asyncio loop (Textual's, or
+headless mode's): an `AppRunner` plus a `TCPSite`, no threads."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import replace
+
+from aiohttp import web
+
+from data.store import HistoryStore
+
+from .broker import Broker
+from .config import GatewayConfig
+from .gateway import STATS_KEY, GatewayStats, make_gateway
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer:
+    """The gateway bound to a socket. `port=0` picks a free port; `config` then
+    reports the real one after `start()`."""
+
+    def __init__(self, config: GatewayConfig, broker: Broker, store: HistoryStore) -> None:
+        self.config = config
+        self.broker = broker
+        self.store = store
+        self.app = make_gateway(config, broker, store)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def stats(self) -> GatewayStats:
+        return self.app[STATS_KEY]
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    async def start(self) -> str:
+        """Bind and serve; returns the Gateway URL. Raises OSError with a clear message."""
+        runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            # Held requests are answered by the on_shutdown hook, so stopping is quick.
+            shutdown_timeout=2.0,
+            # A client that hangs up cancels its handler at once: "caller gone".
+            handler_cancellation=True,
+            keepalive_timeout=75.0,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=4096, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(
+                exc.errno, f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}"
+            ) from None
+        self._runner = runner
+        port = self.config.port
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                port = address[1]
+                break
+        self.config = replace(self.config, port=port)
+        log.info("gateway listening on %s", self.config.url)
+        return self.config.url
+
+    async def stop(self) -> None:
+        """Answer every held request with the fallback, close the sockets, sync the store."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        await self.store.sync()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for tests and the demo's SL)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
