@@ -1,0 +1,155 @@
+"""Switchboard's entry point: parse the command line, build one Config, start the
+right thing (the console, headless gateway, or a tool subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from server.config import AppKey, Config, GatewayConfig
+
+
+def _positive(kind: type, name: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be greater than 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"path must start with '/', got {text!r}")
+    return text
+
+
+def _api_key(text: str) -> AppKey:
+    try:
+        return AppKey.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python run.py",
+        description="Switchboard: answer Service Layer SMS callbacks by hand.",
+        epilog="Tools: 'python run.py export --help'.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
+    parser.add_argument("--path", type=_path, default="/", help="path of the Gateway URL (default: /)")
+    parser.add_argument("--api-key", dest="api_keys", action="append", type=_api_key, default=[],
+                        metavar="[NAME=]KEY", help="accept only these apps' callbacks (repeatable); others get 403")
+    parser.add_argument("--reply-timeout", type=_positive(float, "--reply-timeout"), default=20.0, metavar="SECONDS",
+                        help="seconds a held callback waits for an answer before the fallback (default: 20)")
+    parser.add_argument("--fallback", default="", metavar="TEXT",
+                        help="reply sent when the deadline passes (default: empty, no reply)")
+    parser.add_argument("--max-pending", type=_positive(int, "--max-pending"), default=5000, metavar="N",
+                        help="held callbacks beyond N get the fallback at once (default: 5000)")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="where history is kept (default: the user data directory)")
+    parser.add_argument("--headless", action="store_true",
+                        help="run the gateway with no console: held callbacks get the fallback at once")
+    return parser
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python run.py export", description="Write the whole history, oldest first.")
+    parser.add_argument("--format", choices=["jsonl"], default="jsonl")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="output file (default: stdout)")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
+    return parser
+
+
+def _data_dir(given: Path | None) -> Path:
+    from data.paths import default_data_dir
+
+    return given if given is not None else default_data_dir()
+
+
+def _open_store(data_dir: Path):
+    from data.store import HistoryStore, StoreError
+
+    try:
+        return HistoryStore.open(data_dir)
+    except StoreError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def export_main(argv: list[str]) -> int:
+    args = build_export_parser().parse_args(argv)
+    store = _open_store(_data_dir(args.data_dir))
+    try:
+        if args.out is None:
+            count = store.export_jsonl(sys.stdout)
+        else:
+            try:
+                with open(args.out, "w", encoding="utf-8") as out:
+                    count = store.export_jsonl(out)
+            except OSError as exc:
+                print(f"switchboard: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+                return 2
+    finally:
+        store.close()
+    print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        gateway=GatewayConfig(
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            api_keys=tuple(args.api_keys),
+            reply_timeout=args.reply_timeout,
+            fallback=args.fallback,
+            max_pending=args.max_pending,
+        ),
+        data_dir=_data_dir(args.data_dir),
+        headless=args.headless,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "export":
+        return export_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    store = _open_store(config.data_dir)
+    try:
+        if config.headless:
+            from server.headless import run_headless
+
+            return asyncio.run(run_headless(config, store))
+        from tui.app import SwitchboardApp
+
+        app = SwitchboardApp(config, store)
+        app.run()
+        return app.return_code or 0
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

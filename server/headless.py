@@ -1,0 +1,115 @@
+"""Headless mode: the same gateway with no console. Held callbacks are answered at
+once with the fallback (through the broker, as the console would), one line per
+callback goes to stdout, and SIGINT/SIGTERM stop it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import datetime
+from typing import TextIO
+
+from data.store import HistoryStore
+
+from .broker import (
+    AnswerRefused,
+    Broker,
+    BrokerEvent,
+    CallbackReceived,
+    ExchangeEnded,
+    ExchangeHeld,
+    RequestRejected,
+)
+from .config import Config
+from .contract import fallback_decision
+from .runner import GatewayServer
+from .sanitize import neutralise_line, truncate
+
+
+class FallbackAnswerer:
+    """Answers every held exchange at once with the fallback."""
+
+    def __init__(self, broker: Broker, fallback: str) -> None:
+        self.broker = broker
+        self.fallback = fallback
+
+    def __call__(self, event: BrokerEvent) -> None:
+        if isinstance(event, ExchangeHeld):
+            try:
+                self.broker.answer(
+                    event.item.seq,
+                    fallback_decision(event.item.record.type, self.fallback),
+                    "fallback",
+                )
+            except AnswerRefused:
+                pass
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+class LinePrinter:
+    """One line per callback: time, seq, type, phone, text, and what was answered."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._held: dict[int, str] = {}
+
+    def __call__(self, event: BrokerEvent) -> None:
+        if isinstance(event, CallbackReceived):
+            record = event.record
+            detail = ",".join(record.phones) or str(record.parsed.get("message_id", ""))
+            if record.type == "delivery_report":
+                detail += f" {record.parsed.get('status_name', '?')}"
+            self._write(f"#{record.seq} {record.type} {detail}", record.warnings)
+        elif isinstance(event, ExchangeHeld):
+            record = event.item.record
+            body = str(record.parsed.get("body", ""))
+            self._held[record.seq] = f"#{record.seq} {record.type} {record.phones[0] if record.phones else '?'} {truncate(body, 60)!r}"
+        elif isinstance(event, ExchangeEnded):
+            head = self._held.pop(event.seq, f"#{event.seq}")
+            sent = event.response.body if event.response is not None else "(nothing: caller gone)"
+            self._write(f"{head} -> {event.outcome} {truncate(sent, 80)!r}", ())
+        elif isinstance(event, RequestRejected):
+            self._write(f"HTTP {event.status} from {event.peer}: {event.reason}", ())
+
+    def _write(self, line: str, warnings: tuple[str, ...]) -> None:
+        if warnings:
+            line += f"  [{len(warnings)} warning(s): {warnings[0]}]"
+        self.out.write(f"{_stamp()} {neutralise_line(line)}\n")
+
+
+async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.stdout) -> int:
+    broker = Broker()
+    broker.subscribe(FallbackAnswerer(broker, config.gateway.fallback))
+    broker.subscribe(LinePrinter(out))
+    server = GatewayServer(config.gateway, broker, store)
+    try:
+        url = await server.start()
+    except OSError as exc:
+        print(f"switchboard: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    out.write(f"switchboard headless: Gateway URL {url}  (ctrl+c stops)\n")
+    out.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    flusher = asyncio.create_task(_flush_periodically(out))
+    try:
+        await stop.wait()
+    finally:
+        flusher.cancel()
+        await server.stop()
+        stats = server.stats.as_dict()
+        out.write(f"switchboard headless: stopped; {stats['received']} callbacks recorded\n")
+        out.flush()
+    return 0
+
+
+async def _flush_periodically(out: TextIO) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        out.flush()

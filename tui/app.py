@@ -1,0 +1,350 @@
+"""The operator console: subscribes to the broker, shows what arrives in batches, and
+answers held callbacks through the broker. The gateway runs in this app's own loop."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from data.store import HistoryStore
+from server.broker import (
+    AnswerRefused,
+    Broker,
+    BrokerEvent,
+    CallbackReceived,
+    ExchangeEnded,
+    ExchangeHeld,
+    HeldItem,
+    RequestRejected,
+)
+from server.config import Config
+from server.runner import GatewayServer
+
+from .clipboard import copy_text
+from .safe import plain_line
+from .screens.help import HelpScreen
+from .widgets.composer import Composer
+from .widgets.contact_panel import ContactPanel
+from .widgets.event_log import EventLog, describe, rejected_line
+from .widgets.held_queue import HeldQueue
+from .widgets.status_bar import StatusBar
+from .widgets.thread_view import ThreadView
+
+FLUSH_DELAY = 0.03
+"""Events are applied in batches at most this long after the first one arrives."""
+
+
+class SwitchboardApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "Switchboard"
+
+    BINDINGS = [
+        Binding("ctrl+s", "send", "Send", id="send", priority=True, tooltip="Send the answer"),
+        Binding("ctrl+o", "send_empty", "Send empty", id="send_empty", priority=True,
+                tooltip="Answer with an empty response: nothing goes to the texter"),
+        Binding("ctrl+t", "toggle_close", "close_session", id="toggle_close", priority=True,
+                tooltip="Toggle close_session in the answer"),
+        Binding("ctrl+r", "focus_reprocess", "Reprocess", id="reprocess", priority=True,
+                tooltip="Type text the SL will handle as a new message"),
+        Binding("ctrl+n,f8", "next_held", "Next", id="next_held", priority=True),
+        Binding("ctrl+b,f7", "previous_held", "Prev", id="previous_held", priority=True),
+        Binding("f2", "copy('phone')", "Copy phone", id="copy_phone", show=False),
+        Binding("f3", "copy('body')", "Copy text", id="copy_body", show=False),
+        Binding("f4", "copy('response')", "Copy response", id="copy_response", show=False),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
+                tooltip="Answer every held request with the fallback, then quit"),
+    ]
+
+    def __init__(self, config: Config, store: HistoryStore, *, broker: Broker | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.broker = broker or Broker()
+        self.server = GatewayServer(config.gateway, self.broker, store)
+        self._buffer: list[BrokerEvent] = []
+        self._flush_timer: Timer | None = None
+        self._unsubscribe = self.broker.subscribe(self._on_broker_event)
+        self._phone = ""
+        self._stopping = False
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Static("Held — answer oldest first", id="queue-title", classes="title")
+                yield HeldQueue(id="queue")
+                yield Static("Recent phones", classes="title")
+                yield OptionList(id="phones")
+            with Vertical(id="center"):
+                yield Static("Conversation", id="thread-title", classes="title")
+                yield ThreadView(id="thread")
+                yield Composer(id="composer")
+            with Vertical(id="right"):
+                yield Static("Contact", classes="title")
+                yield ContactPanel(id="contact")
+        yield Static("Events (callbacks that need no answer)", classes="title")
+        yield EventLog(id="events")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        keys = self.config.gateway.api_keys
+        status.key_state = (
+            f"api_key checked: {', '.join(plain_line(app.name, 20) for app in keys)}"
+            if keys else "api_key: any accepted (no --api-key)"
+        )
+        self._load_history()
+        try:
+            url = await self.server.start()
+        except OSError as exc:
+            self.exit(message=f"switchboard: {exc.strerror or exc}")
+            return
+        status.gateway_url = url
+        for notice in self.store.notices:
+            self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
+        self.set_interval(1.0, self._tick)
+        self._tick()
+        self.query_one(Composer).focus_reply() if self.query_one(Composer).item else self.query_one(HeldQueue).focus()
+
+    @property
+    def gateway_url(self) -> str:
+        return self.server.url
+
+    def _load_history(self) -> None:
+        records = self.store.recent_callbacks(200)
+        lines = [describe(record) for record in records if not record.held]
+        if lines:
+            self.query_one(EventLog).write_batch(lines)
+        self._refresh_phones()
+        contacts = self.store.contacts(1)
+        self._show_phone(contacts[0].phone if contacts else "")
+
+    # -- broker events, in batches -----------------------------------------------------
+
+    def _on_broker_event(self, event: BrokerEvent) -> None:
+        self._buffer.append(event)
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush-events")
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        events, self._buffer = self._buffer, []
+        queue = self.query_one(HeldQueue)
+        held: list[HeldItem] = []
+        ended: dict[int, ExchangeEnded] = {}
+        log_lines: list[Text] = []
+        touched: set[str] = set()
+        for event in events:
+            if isinstance(event, ExchangeHeld):
+                held.append(event.item)
+                touched.update(event.item.record.phones)
+            elif isinstance(event, ExchangeEnded):
+                ended[event.seq] = event
+                if event.response is not None and event.response.phone:
+                    touched.add(event.response.phone)
+            elif isinstance(event, CallbackReceived):
+                log_lines.append(describe(event.record))
+                touched.update(event.record.phones)
+            elif isinstance(event, RequestRejected):
+                log_lines.append(rejected_line(event.status, event.reason, event.peer))
+        held = [item for item in held if item.seq not in ended]
+        if held:
+            queue.add(held)
+        if ended:
+            self._on_ended(ended)
+        if log_lines:
+            self.query_one(EventLog).write_batch(log_lines)
+        self._after_changes(touched)
+
+    def _on_ended(self, ended: dict[int, ExchangeEnded]) -> None:
+        queue = self.query_one(HeldQueue)
+        composer = self.query_one(Composer)
+        queue.remove(set(ended))
+        for seq, event in ended.items():
+            composer.forget(seq)
+            if event.outcome in ("timed_out", "caller_gone", "overflow"):
+                what = {
+                    "timed_out": "timed out; the fallback was sent",
+                    "caller_gone": "the caller hung up before an answer",
+                    "overflow": "too many held; the fallback was sent at once",
+                }[event.outcome]
+                self.notify(f"#{seq} {what}", severity="warning", timeout=4)
+        current = composer.item
+        if current is not None and current.seq in ended:
+            composer.clear()
+            composer.item = None
+
+    def _after_changes(self, touched: set[str]) -> None:
+        composer = self.query_one(Composer)
+        queue = self.query_one(HeldQueue)
+        if composer.item is None and len(queue):
+            # The operator is not working on an open item: bring up the oldest one.
+            self._select(queue.items[0], focus=not self._focus_is_elsewhere())
+        elif self._phone in touched:
+            self._show_phone(self._phone)
+        if touched:
+            self._refresh_phones()
+        self._update_counts()
+
+    def _focus_is_elsewhere(self) -> bool:
+        """True when the operator is busy in a widget that is not the composer or queue."""
+        focused = self.focused
+        return focused is not None and focused.id in ("phones",)
+
+    # -- selection ---------------------------------------------------------------------
+
+    def _select(self, item: HeldItem, *, focus: bool = True) -> None:
+        composer = self.query_one(Composer)
+        self.query_one(HeldQueue).select(item.seq)
+        composer.item = item
+        self._show_phone(item.record.phones[0] if item.record.phones else "")
+        if focus:
+            composer.focus_reply()
+
+    def _show_phone(self, phone: str) -> None:
+        self._phone = phone
+        title = self.query_one("#thread-title", Static)
+        title.update(Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"))
+        self.query_one(ThreadView).show(phone, self.store.thread(phone, 300) if phone else [])
+        self.query_one(ContactPanel).show(phone, self.store.contact(phone) if phone else None)
+
+    def _refresh_phones(self) -> None:
+        phones = self.query_one("#phones", OptionList)
+        contacts = self.store.contacts(100)
+        highlighted = phones.highlighted
+        phones.clear_options()
+        phones.add_options(
+            Option(Text(plain_line(contact.phone, 20)), id=f"p:{contact.phone}") for contact in contacts
+        )
+        if highlighted is not None and contacts:
+            phones.highlighted = min(highlighted, len(contacts) - 1)
+
+    @on(HeldQueue.Selected)
+    def _queue_selected(self, event: HeldQueue.Selected) -> None:
+        self._select(event.item, focus=event.focus_reply)
+
+    @on(OptionList.OptionSelected, "#phones")
+    def _phone_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self._show_phone(event.option.id[2:])
+
+    # -- answering ---------------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    def _submitted(self, event: Composer.Submitted) -> None:
+        composer = self.query_one(Composer)
+        try:
+            self.broker.answer(event.seq, event.decision, "operator")
+        except AnswerRefused as exc:
+            self.notify(str(exc), title="Not sent", severity="error")
+            return
+        composer.forget(event.seq)
+        composer.clear()
+        queue = self.query_one(HeldQueue)
+        queue.remove({event.seq})
+        composer.item = None
+        if len(queue):
+            self._select(queue.items[0])
+        self._update_counts()
+
+    def action_send(self) -> None:
+        self.query_one(Composer).submit()
+
+    def action_send_empty(self) -> None:
+        self.query_one(Composer).submit(empty=True)
+
+    def action_toggle_close(self) -> None:
+        self.query_one(Composer).toggle_close_session()
+
+    def action_focus_reprocess(self) -> None:
+        self.query_one(Composer).focus_reprocess()
+
+    def _step(self, delta: int) -> None:
+        queue = self.query_one(HeldQueue)
+        if not len(queue):
+            self.notify("No held callbacks.", severity="information", timeout=2)
+            return
+        current = self.query_one(Composer).item
+        index = 0
+        if current is not None and queue.contains(current.seq):
+            index = [item.seq for item in queue.items].index(current.seq) + delta
+        index = max(0, min(len(queue) - 1, index))
+        self._select(queue.items[index])
+
+    def action_next_held(self) -> None:
+        self._step(1)
+
+    def action_previous_held(self) -> None:
+        self._step(-1)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("send", "send_empty", "toggle_close", "focus_reprocess"):
+            return True if self.query_one(Composer).item is not None else None
+        return True
+
+    # -- copy, help, counts ------------------------------------------------------------
+
+    def action_copy(self, what: str) -> None:
+        phone = self._phone
+        text = ""
+        item = self.query_one(Composer).item
+        if what == "phone":
+            text = phone
+        elif what == "body":
+            if item is not None:
+                text = str(item.record.parsed.get("body", ""))
+            else:
+                entries = [e for e in self.store.thread(phone, 50) if e.direction == "in"] if phone else []
+                text = entries[-1].text if entries else ""
+        elif what == "response":
+            entries = [e for e in self.store.thread(phone, 50) if e.direction == "out"] if phone else []
+            text = entries[-1].text if entries else ""
+        if not text:
+            self.notify(f"Nothing to copy ({what}).", severity="warning", timeout=3)
+            return
+        self.notify(copy_text(self, text), title=f"Copy {what}", timeout=3)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
+
+    def _tick(self) -> None:
+        self.query_one(HeldQueue).tick()
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        counts = dict(self.server.stats.as_dict())
+        counts["pending"] = self.broker.pending_count
+        self.query_one(StatusBar).counts = counts
+        self.query_one("#queue-title", Static).update(
+            f"Held ({self.broker.pending_count}) — answer oldest first"
+        )
+
+    # -- shutdown ----------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        await self.shutdown_gateway()
+        self.exit()
+
+    async def shutdown_gateway(self) -> None:
+        """Answer every held request with the fallback, stop listening, sync history."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._unsubscribe()
+        await self.server.stop()
+
+    async def on_unmount(self) -> None:
+        await self.shutdown_gateway()
+

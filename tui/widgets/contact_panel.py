@@ -1,0 +1,48 @@
+"""What Switchboard knows about the selected phone: session, subscription, tags,
+blacklist, auto-reply loop, carrier."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from data.models import ContactState
+
+from ..safe import safe_line
+
+
+class ContactPanel(Static):
+    """Set `show(state)`; renders nothing from untrusted text without neutralising it."""
+
+    def show(self, phone: str, state: ContactState | None) -> None:
+        text = Text(end="")
+        text.append("Phone ", style="dim")
+        text.append_text(safe_line(phone or "—", "bold"))
+        if state is None:
+            text.append("\n\nNo history yet.", style="dim")
+            self.update(text)
+            return
+
+        def row(label: str, value: str, style: str = "") -> None:
+            text.append(f"\n{label:<12}", style="dim")
+            text.append(value, style=style)
+
+        session = {True: ("open", "green"), False: ("closed", "yellow"), None: ("unknown", "dim")}[state.session_open]
+        row("Session", *session)
+        row("Subscribed", "yes" if state.subscribed else "no", "green" if state.subscribed else "")
+        text.append(f"\n{'Tags':<12}", style="dim")
+        if state.tags:
+            text.append_text(safe_line(", ".join(state.tags), "cyan", 40))
+        else:
+            text.append("—", style="dim")
+        row("Blacklisted", "YES (opted out)" if state.blacklisted else "no", "bold red" if state.blacklisted else "")
+        if state.loop_flagged:
+            row("Auto-reply", "LOOP DETECTED — do not auto-answer", "bold red")
+        text.append(f"\n{'Carrier':<12}", style="dim")
+        text.append_text(safe_line(state.carrier or "—", "", 28))
+        row("Messages", f"{state.messages_in} in · {state.messages_out} out")
+        if state.last_seen:
+            row("Last seen", datetime.fromtimestamp(state.last_seen).strftime("%Y-%m-%d %H:%M:%S"))
+        self.update(text)

@@ -1,0 +1,191 @@
+"""The queue of held callbacks, oldest first, each with a live countdown.
+
+A line-rendering view: only the visible rows are drawn, so ten thousand held
+requests cost the same per frame as ten (a ListView of thousands takes seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from server.broker import HeldItem
+from server.contract import CallbackType
+
+from ..safe import plain_line
+
+
+class HeldQueue(ScrollView, can_focus=True):
+    """Held exchanges waiting for an answer. Posts `Selected` when the cursor moves."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="queue.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="queue.down"),
+        Binding("home", "cursor_home", "First", show=False, id="queue.home"),
+        Binding("end", "cursor_end", "Last", show=False, id="queue.end"),
+        Binding("enter", "open", "Answer", id="queue.open", tooltip="Answer the selected item"),
+    ]
+
+    DEFAULT_CSS = """
+    HeldQueue { height: 1fr; }
+    """
+
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=True)
+
+    @dataclass
+    class Selected(Message):
+        """The highlighted held item changed."""
+
+        item: HeldItem
+        """The item under the cursor."""
+        focus_reply: bool = False
+        """True when the operator asked to answer it now (enter)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._items: list[HeldItem] = []
+        self._index: dict[int, int] = {}
+
+    # -- data in ---------------------------------------------------------------------
+
+    @property
+    def items(self) -> list[HeldItem]:
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, items: list[HeldItem]) -> None:
+        """Append newly held items (they are newer than everything present)."""
+        for item in items:
+            self._index[item.seq] = len(self._items)
+            self._items.append(item)
+        self._resized()
+
+    def remove(self, seqs: set[int]) -> None:
+        """Drop ended exchanges, keeping the cursor on the same item where possible."""
+        if not seqs or not any(seq in self._index for seq in seqs):
+            return
+        current = self.selected
+        self._items = [item for item in self._items if item.seq not in seqs]
+        self._index = {item.seq: n for n, item in enumerate(self._items)}
+        if current is not None and current.seq in self._index:
+            self.set_reactive(HeldQueue.cursor, self._index[current.seq])
+        else:
+            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, len(self._items) - 1)))
+        self._resized()
+
+    def contains(self, seq: int) -> bool:
+        return seq in self._index
+
+    def select(self, seq: int) -> None:
+        """Move the cursor to `seq` without announcing it (the app already knows)."""
+        if seq in self._index:
+            self.set_reactive(HeldQueue.cursor, self._index[seq])
+            self.scroll_to_region_of(self._index[seq])
+            self.refresh()
+
+    @property
+    def selected(self) -> HeldItem | None:
+        if 0 <= self.cursor < len(self._items):
+            return self._items[self.cursor]
+        return None
+
+    def _resized(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self._items))
+        self.refresh()
+
+    def scroll_to_region_of(self, index: int) -> None:
+        top = self.scroll_offset.y
+        height = max(1, self.size.height)
+        if index < top:
+            self.scroll_to(y=index, animate=False)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def _move_to(self, index: int) -> None:
+        if not self._items:
+            return
+        index = max(0, min(len(self._items) - 1, index))
+        self.cursor = index
+        self.scroll_to_region_of(index)
+        self.post_message(self.Selected(self._items[index]))
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_to(self.cursor + delta)
+
+    def action_cursor_home(self) -> None:
+        self._move_to(0)
+
+    def action_cursor_end(self) -> None:
+        self._move_to(len(self._items) - 1)
+
+    def action_open(self) -> None:
+        if (item := self.selected) is not None:
+            self.post_message(self.Selected(item, focus_reply=True))
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.y + self.scroll_offset.y
+        if 0 <= index < len(self._items):
+            self.cursor = index
+            self.post_message(self.Selected(self._items[index], focus_reply=True))
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        index = y + self.scroll_offset.y
+        base = self.rich_style
+        if index >= len(self._items):
+            if index == 0:
+                hint = Text(" No held callbacks. Waiting for the SL…", style="dim")
+                return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        item = self._items[index]
+        remaining = item.deadline - time.time()
+        urgent = remaining < 5
+        mark = "▶" if index == self.cursor else " "
+        kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
+        phone = plain_line(item.record.phones[0] if item.record.phones else "?", 14)
+        body = item.record.parsed.get("body", "") if kind == "MSG" else "new subscriber: tags?"
+        text = Text(no_wrap=True, end="")
+        text.append(f"{mark}", style="bold")
+        text.append(f"{max(0, remaining):3.0f}s ", style="bold red" if urgent else "bold yellow")
+        text.append(f"{kind} ", style="dim")
+        text.append(f"{phone:<14} ", style="bold")
+        text.append(plain_line(str(body), max(1, width - 25)))
+        if index == self.cursor:
+            style = Style(reverse=True) if self.has_focus else Style(bgcolor="grey23")
+            text.stylize(style)
+        segments = list(text.render(self.app.console))
+        segments = [segment for segment in segments if segment.text != "\n"]
+        return Strip(segments).crop_extend(0, width, base)
+
+    def tick(self) -> None:
+        """Redraw the countdowns (called once a second)."""
+        if self._items:
+            self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._resized()
+
+
+__all__ = ["HeldQueue"]
