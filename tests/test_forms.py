@@ -1,0 +1,65 @@
+"""Reading callback fields from every body shape the gateway accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.forms import FormError, read_fields
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def test_urlencoded_with_utf8():
+    fields, notes = read_fields(query_string="", content_type=FORM, body="type=incoming_message&body=h%C3%A9llo+there".encode())
+    assert fields == {"type": "incoming_message", "body": "héllo there"}
+    assert notes == []
+
+
+def test_query_string_and_body_merge_body_wins():
+    fields, notes = read_fields(query_string="type=x&api_key=q", content_type=FORM, body=b"api_key=b&body=1")
+    assert fields == {"type": "x", "api_key": "b", "body": "1"}
+    assert notes == ["field 'api_key' was sent more than once; the last value was used"]
+
+
+def test_json_object_values_become_strings():
+    fields, _ = read_fields(query_string="", content_type="application/json",
+                            body=b'{"type":"delivery_report","final":true,"status":1,"x":null}')
+    assert fields == {"type": "delivery_report", "final": "true", "status": "1", "x": ""}
+
+
+def test_multipart():
+    body = (b'--B\r\nContent-Disposition: form-data; name="type"\r\n\r\nincoming_message\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="body"\r\n\r\n\xc3\xa9t\xc3\xa9\r\n--B--\r\n')
+    fields, _ = read_fields(query_string="", content_type="multipart/form-data; boundary=B", body=body)
+    assert fields == {"type": "incoming_message", "body": "été"}
+
+
+def test_declared_charset_is_honoured():
+    fields, _ = read_fields(query_string="", content_type=FORM + "; charset=latin-1", body=b"body=%E9t%E9")
+    assert fields["body"] == "été"
+
+
+@pytest.mark.parametrize(
+    "content_type,body,reason",
+    [
+        (FORM, b"body=%FF%FE", "not valid utf-8"),
+        (FORM + "; charset=nope", b"a=1", "unknown charset"),
+        ("application/json", b"{not json", "not valid JSON"),
+        ("application/json", b"[1,2]", "must be an object"),
+        ("application/json", b'{"a": {"b": 1}}', "must be a string"),
+        ("application/json", b"\xff\xfe", "not valid utf-8"),
+        ("multipart/form-data; boundary=B", b"garbage with no parts", "multipart"),
+        ("image/png", b"\x89PNG", "unsupported Content-Type"),
+    ],
+)
+def test_bad_bodies_get_a_one_line_reason(content_type, body, reason):
+    with pytest.raises(FormError) as info:
+        read_fields(query_string="", content_type=content_type, body=body)
+    assert reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_too_many_fields():
+    body = "&".join(f"f{i}=1" for i in range(50)).encode()
+    with pytest.raises(FormError, match="too many fields"):
+        read_fields(query_string="", content_type=FORM, body=body, max_fields=20)
