@@ -1,0 +1,180 @@
+"""The gateway through aiohttp's test client on the app factory: held replies,
+the timeout fallback, immediate types, rejections, and lenient body formats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from server.broker import Broker, ExchangeEnded, ExchangeHeld, HeldItem
+from server.config import AppKey, GatewayConfig
+from server.contract import Decision
+from server.gateway import make_gateway
+
+from .conftest import INCOMING
+
+
+class Operator:
+    """A broker subscriber that answers held items with a scripted decision."""
+
+    def __init__(self, broker: Broker, decision: Decision | None) -> None:
+        self.broker = broker
+        self.decision = decision
+        self.held: list[HeldItem] = []
+        self.ended: list[ExchangeEnded] = []
+        broker.subscribe(self)
+
+    def __call__(self, event) -> None:
+        if isinstance(event, ExchangeHeld):
+            self.held.append(event.item)
+            if self.decision is not None:
+                asyncio.get_running_loop().call_later(0.05, self.broker.answer, event.item.seq, self.decision)
+        elif isinstance(event, ExchangeEnded):
+            self.ended.append(event)
+
+
+@pytest.fixture
+def make_client(aiohttp_client, store):
+    async def make(decision: Decision | None = None, **config):
+        broker = Broker()
+        operator = Operator(broker, decision)
+        app = make_gateway(GatewayConfig(**config), broker, store)
+        client = await aiohttp_client(app)
+        return client, operator
+
+    return make
+
+
+async def test_held_message_is_answered_with_the_operator_reply(make_client, store):
+    client, operator = await make_client(Decision(reply="We are here!"))
+    response = await client.post("/", data=INCOMING)
+    assert response.status == 200
+    assert await response.text() == "We are here!"
+    assert response.content_type == "text/plain"
+    assert len(operator.held) == 1 and operator.held[0].record.parsed["body"] == INCOMING["body"]
+    saved = store.response_for(operator.held[0].seq)
+    assert saved is not None and saved.body == "We are here!" and saved.answered_by == "operator"
+    thread = store.thread("5551234567")
+    assert [e.direction for e in thread] == ["in", "out"]
+
+
+async def test_close_session_and_reprocess_are_json(make_client):
+    client, _ = await make_client(Decision(reply="bye", close_session=True, reprocess="other kw"))
+    response = await client.post("/", data=INCOMING)
+    assert response.content_type == "application/json"
+    assert json.loads(await response.text()) == {"body": "bye", "close_session": True, "reprocess": "other kw"}
+
+
+async def test_deadline_sends_the_fallback_and_marks_timed_out(make_client, store):
+    client, operator = await make_client(None, reply_timeout=0.2, fallback="Back soon")
+    response = await client.post("/", data=INCOMING)
+    assert await response.text() == "Back soon"
+    assert operator.ended[0].outcome == "timed_out"
+    saved = store.response_for(operator.held[0].seq)
+    assert saved.outcome == "timed_out" and saved.answered_by == "fallback"
+
+
+async def test_subscription_created_is_held_for_tags(make_client):
+    client, operator = await make_client(Decision(tags=("vip", "event 2026")))
+    response = await client.post("/", data={"type": "subscription_created", "api_key": "k", "phone_number": "5551234567"})
+    assert await response.text() == "vip,event 2026"
+    assert operator.held[0].record.type == "subscription_created"
+
+
+@pytest.mark.parametrize("kind,fields", [
+    ("delivery_report", {"message_id": "1", "final": "1", "status": "1"}),
+    ("session_closed", {"phone_numbers": "5551234567"}),
+    ("subscription_canceled", {"phone_number": "5551234567"}),
+    ("phone_blacklisted", {"phone_number": "5551234567"}),
+    ("phone_unblacklisted", {"phone_number": "5551234567"}),
+    ("auto_reply_loop", {"phone_number": "5551234567"}),
+    ("not_a_documented_type", {"phone_number": "5551234567"}),
+])
+async def test_other_types_are_answered_at_once_and_recorded(make_client, store, kind, fields):
+    client, operator = await make_client(None)
+    response = await client.post("/", data={"type": kind, "api_key": "k", **fields})
+    assert response.status == 200
+    assert await response.text() == ""
+    assert operator.held == []
+    recent = store.recent_callbacks(5)
+    assert recent[-1].type == kind
+
+
+async def test_contract_warnings_are_recorded(make_client, store):
+    client, _ = await make_client(None)
+    response = await client.post("/", data={"type": "delivery_report", "api_key": "k", "message_id": "1", "final": "maybe", "status": "7"})
+    assert response.status == 200
+    record = store.recent_callbacks(1)[-1]
+    assert any("final" in w for w in record.warnings)
+    assert any("status 7" in w for w in record.warnings)
+
+
+async def test_no_type_is_400_with_a_reason(make_client):
+    client, _ = await make_client(None)
+    response = await client.post("/", data={"phone_number": "5551234567"})
+    assert response.status == 400
+    assert "missing 'type'" in await response.text()
+
+
+async def test_api_key_checked_when_configured(make_client, store):
+    client, _ = await make_client(None, api_keys=(AppKey("shop", "s3cret"),))
+    refused = await client.post("/", data={"type": "auto_reply_loop", "phone_number": "5551234567", "api_key": "wrong"})
+    assert refused.status == 403
+    assert "api_key not accepted" in await refused.text()
+    missing = await client.post("/", data={"type": "auto_reply_loop", "phone_number": "5551234567"})
+    assert missing.status == 403 and "missing" in await missing.text()
+    ok = await client.post("/", data={"type": "auto_reply_loop", "phone_number": "5551234567", "api_key": "s3cret"})
+    assert ok.status == 200
+    assert store.stats().callbacks == 1
+    assert store.recent_callbacks(1)[-1].app == "shop"
+    health = await (await client.get("/healthz")).json()
+    assert health["totals"]["forbidden"] == 2
+
+
+async def test_oversized_body_is_413(make_client):
+    client, _ = await make_client(None, max_body=1024)
+    response = await client.post("/", data={"type": "incoming_message", "body": "x" * 5000})
+    assert response.status == 413
+    assert "larger than 1024 bytes" in await response.text()
+
+
+async def test_json_and_query_string_are_accepted(make_client):
+    client, operator = await make_client(Decision(reply="ok"))
+    as_json = await client.post("/", json=INCOMING)
+    assert await as_json.text() == "ok"
+    as_query = await client.post("/", params=INCOMING)
+    assert await as_query.text() == "ok"
+    assert [item.record.parsed["body"] for item in operator.held] == [INCOMING["body"]] * 2
+
+
+async def test_invalid_utf8_is_400_not_500(make_client):
+    client, _ = await make_client(None)
+    response = await client.post("/", data=b"type=incoming_message&body=%FF", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 400
+    assert "utf-8" in await response.text()
+
+
+async def test_healthz_reports_pending_and_totals(make_client):
+    client, _ = await make_client(None, reply_timeout=5)
+    task = asyncio.create_task(client.post("/", data=INCOMING))
+    for _ in range(100):
+        health = await (await client.get("/healthz")).json()
+        if health["pending"] == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert health["pending"] == 1 and health["totals"]["held"] == 1
+    task.cancel()
+
+
+async def test_overflow_beyond_max_pending_gets_the_fallback_at_once(make_client, store):
+    client, operator = await make_client(None, max_pending=1, reply_timeout=5, fallback="busy")
+    first = asyncio.create_task(client.post("/", data=INCOMING))
+    while not operator.held:
+        await asyncio.sleep(0.01)
+    second = await client.post("/", data={**INCOMING, "phone_number": "5559999999"})
+    assert await second.text() == "busy"
+    assert any(event.outcome == "overflow" for event in operator.ended)
+    operator.broker.answer(operator.held[0].seq, Decision(reply="first"))
+    assert await (await first).text() == "first"
