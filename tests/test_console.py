@@ -1,0 +1,175 @@
+"""The real console (App.run_test + Pilot) with the real gateway on a free port, driven
+by a real HTTP client: what the operator types is exactly what the client receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from server.config import Config, GatewayConfig
+from tui.app import SwitchboardApp
+from tui.widgets.composer import Composer
+from tui.widgets.held_queue import HeldQueue
+
+from .conftest import INCOMING
+
+
+def make_app(store, tmp_path: Path, **gateway) -> SwitchboardApp:
+    gateway.setdefault("port", 0)
+    gateway.setdefault("reply_timeout", 10)
+    return SwitchboardApp(Config(gateway=GatewayConfig(**gateway), data_dir=tmp_path), store)
+
+
+async def post(url: str, fields: dict[str, str]) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=fields) as response:
+            return response.status, response.content_type, await response.text()
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def test_a_posted_message_appears_and_the_typed_reply_is_what_the_client_gets(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        queue = app.query_one(HeldQueue)
+        await wait_until(pilot, lambda: len(queue) == 1)
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: composer.item is not None)
+        assert app.focused is not None and app.focused.id == "reply"
+        await pilot.press(*"Hi there")
+        await pilot.press("enter")
+        status, content_type, body = await asyncio.wait_for(request, 5)
+        assert (status, content_type, body) == (200, "text/plain", "Hi there")
+        await wait_until(pilot, lambda: len(queue) == 0)
+
+
+async def test_ctrl_t_then_enter_sends_close_session_json(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.press(*"Goodbye")
+        await pilot.press("ctrl+t")
+        await pilot.press("enter")
+        status, content_type, body = await asyncio.wait_for(request, 5)
+        assert content_type == "application/json"
+        assert json.loads(body) == {"body": "Goodbye", "close_session": True}
+        contact = store.contact("5551234567")
+        assert contact is not None and contact.session_open is False
+
+
+async def test_reprocess_field(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.press("ctrl+r")
+        assert app.focused.id == "reprocess"
+        await pilot.press(*"SURF")
+        await pilot.press("ctrl+s")
+        _, _, body = await asyncio.wait_for(request, 5)
+        assert json.loads(body) == {"reprocess": "SURF"}
+
+
+async def test_send_empty(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.press("ctrl+o")
+        status, _, body = await asyncio.wait_for(request, 5)
+        assert (status, body) == (200, "")
+
+
+async def test_tags_for_a_new_subscriber_and_bad_tags_refused(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, {"type": "subscription_created", "api_key": "k", "phone_number": "5551234567"}))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        assert app.focused.id == "tags"
+        await pilot.press(*"vip!")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert not request.done(), "a bad tag must not be sent"
+        await pilot.press("backspace", *", event-2026")
+        await pilot.press("enter")
+        _, _, body = await asyncio.wait_for(request, 5)
+        assert body == "vip,event-2026"
+
+
+async def test_markup_and_escapes_in_a_body_render_literally(store, tmp_path):
+    app = make_app(store, tmp_path)
+    nasty = "[bold]hi[/] [link=http://x]y[/link] [@click=app.quit]q[/] \x1b]52;c;aGk=\x07 \u202eevil"
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, {**INCOMING, "body": nasty, "carrier_name": "[red]C[/]"}))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.pause(0.1)
+        # Read what the thread widget holds: the markup is text, the escapes are visible.
+        thread_text = "\n".join(strip.text for strip in app.query_one("#thread").lines)
+        assert "[bold]hi[/]" in thread_text
+        assert "[@click=app.quit]" in thread_text
+        assert "\x1b" not in thread_text and "\u202e" not in thread_text
+        assert "52;c;aGk=" in thread_text
+        await pilot.press("ctrl+o")
+        await asyncio.wait_for(request, 5)
+        assert app.is_running, "markup must not have quit the app"
+
+
+async def test_next_and_previous_move_between_held_items(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        requests = [
+            asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": f"555000000{n}", "body": f"msg {n}"}))
+            for n in range(3)
+        ]
+        queue = app.query_one(HeldQueue)
+        await wait_until(pilot, lambda: len(queue) == 3)
+        composer = app.query_one(Composer)
+        assert composer.item.record.parsed["body"] == "msg 0"
+        await pilot.press(*"draft zero")
+        await pilot.press("ctrl+n")
+        assert composer.item.record.parsed["body"] == "msg 1"
+        assert composer.draft.reply == ""
+        await pilot.press("ctrl+b")
+        assert composer.draft.reply == "draft zero", "the draft must survive moving away"
+        await pilot.press("enter")
+        assert (await asyncio.wait_for(requests[0], 5))[2] == "draft zero"
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.record.parsed["body"] == "msg 1")
+        await pilot.press("ctrl+q")
+        # Quitting answers every held request with the fallback (empty by default).
+        for task in requests[1:]:
+            assert (await asyncio.wait_for(task, 5))[:2] == (200, "text/plain")
+
+
+async def test_history_is_shown_after_a_restart(tmp_path):
+    from data.store import HistoryStore
+
+    first = HistoryStore.open(tmp_path / "h")
+    app = make_app(first, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.press(*"remembered reply", "enter")
+        await asyncio.wait_for(request, 5)
+    first.close()
+    second = HistoryStore.open(tmp_path / "h")
+    try:
+        app = make_app(second, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.1)
+            thread_text = "\n".join(strip.text for strip in app.query_one("#thread").lines)
+            assert INCOMING["body"] in thread_text
+            assert "remembered reply" in thread_text
+    finally:
+        second.close()
