@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where history is kept (default: the user data directory)")
     parser.add_argument("--headless", action="store_true",
                         help="run the gateway with no console: held callbacks get the fallback at once")
+    parser.add_argument("--demo", action="store_true",
+                        help="feed the console from the built-in SL simulator (history goes to DATA_DIR/demo)")
+    parser.add_argument("--demo-rate", type=_positive(float, "--demo-rate"), default=1.0, metavar="N",
+                        help="simulated conversations started per second in --demo (default: 1)")
+    parser.add_argument("--demo-seed", type=int, default=None, metavar="S", help="seed for a reproducible --demo")
+    parser.add_argument("--sl-url", default="", metavar="URL",
+                        help="the SL API base URL for outbound messages (e.g. http://sl.example/api/)")
+    parser.add_argument("--sl-api-key", default="", metavar="KEY", help="the api_key for --sl-url")
     return parser
 
 
@@ -115,6 +123,9 @@ def export_main(argv: list[str]) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    data_dir = _data_dir(args.data_dir)
+    if args.demo and args.data_dir is None:
+        data_dir = data_dir / "demo"  # keep simulated traffic out of the real history
     return Config(
         gateway=GatewayConfig(
             host=args.host,
@@ -125,8 +136,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
             fallback=args.fallback,
             max_pending=args.max_pending,
         ),
-        data_dir=_data_dir(args.data_dir),
+        data_dir=data_dir,
         headless=args.headless,
+        sl_url=args.sl_url,
+        sl_api_key=args.sl_api_key,
+        demo=args.demo,
+        demo_rate=args.demo_rate,
+        demo_seed=args.demo_seed,
     )
 
 
@@ -134,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.demo and args.headless:
+        parser.error("--demo needs the console; use 'python run.py serve-sl' for a headless simulator")
     config = config_from_args(args)
     store = _open_store(config.data_dir)
     try:

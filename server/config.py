@@ -72,3 +72,7 @@ class Config:
     sl_url: str = ""
     """Base URL of the SL API for outbound messages (e.g. http://127.0.0.1:8090/api/)."""
     sl_api_key: str = ""
+    demo: bool = False
+    """Run the built-in SL simulator against our own gateway, and use it as the SL API."""
+    demo_rate: float = 1.0
+    demo_seed: int | None = None

@@ -3,6 +3,8 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
@@ -12,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from data.models import OutboundRecord
 from data.store import HistoryStore
 from server.broker import (
     AnswerRefused,
@@ -24,11 +27,15 @@ from server.broker import (
     RequestRejected,
 )
 from server.config import Config
+from server.contract import normalise_phone
 from server.runner import GatewayServer
+from server.simulator.demo import Demo, start_demo
+from server.sl_client import SLClient
 
 from .clipboard import copy_text
 from .safe import plain_line
 from .screens.help import HelpScreen
+from .screens.new_message import NewMessageScreen, OutboundDraft
 from .widgets.composer import Composer
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
@@ -57,6 +64,10 @@ class SwitchboardApp(App[None]):
         Binding("f2", "copy('phone')", "Copy phone", id="copy_phone", show=False),
         Binding("f3", "copy('body')", "Copy text", id="copy_body", show=False),
         Binding("f4", "copy('response')", "Copy response", id="copy_response", show=False),
+        Binding("f6", "new_message", "New message", id="new_message",
+                tooltip="Send a message to any phone through the SL API"),
+        Binding("f9", "close_session", "Close session", id="close_session", show=False,
+                tooltip="Close the selected phone's session through the SL API (close_sessions)"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Answer every held request with the fallback, then quit"),
@@ -72,7 +83,12 @@ class SwitchboardApp(App[None]):
         self._flush_timer: Timer | None = None
         self._unsubscribe = self.broker.subscribe(self._on_broker_event)
         self._phone = ""
+        self._thread_ids: set[str] = set()
         self._stopping = False
+        self.sl_client: SLClient | None = (
+            SLClient(config.sl_url, config.sl_api_key) if config.sl_url else None
+        )
+        self._demo: Demo | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -109,6 +125,10 @@ class SwitchboardApp(App[None]):
             self.exit(message=f"switchboard: {exc.strerror or exc}")
             return
         status.gateway_url = url
+        if self.config.demo:
+            self._demo = await start_demo(url, rate=self.config.demo_rate, seed=self.config.demo_seed)
+            self.sl_client = SLClient(self._demo.sl_url, self._demo.sl_api_key)
+            status.notice = f"DEMO: simulated SL at {self._demo.sl_url}"
         for notice in self.store.notices:
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick)
@@ -154,6 +174,8 @@ class SwitchboardApp(App[None]):
             elif isinstance(event, CallbackReceived):
                 log_lines.append(describe(event.record))
                 touched.update(event.record.phones)
+                if event.record.parsed.get("message_id") in self._thread_ids:
+                    touched.add(self._phone)
             elif isinstance(event, RequestRejected):
                 log_lines.append(rejected_line(event.status, event.reason, event.peer))
         held = [item for item in held if item.seq not in ended]
@@ -214,7 +236,9 @@ class SwitchboardApp(App[None]):
         self._phone = phone
         title = self.query_one("#thread-title", Static)
         title.update(Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"))
-        self.query_one(ThreadView).show(phone, self.store.thread(phone, 300) if phone else [])
+        entries = self.store.thread(phone, 300) if phone else []
+        self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
+        self.query_one(ThreadView).show(phone, entries)
         self.query_one(ContactPanel).show(phone, self.store.contact(phone) if phone else None)
 
     def _refresh_phones(self) -> None:
@@ -291,6 +315,57 @@ class SwitchboardApp(App[None]):
             return True if self.query_one(Composer).item is not None else None
         return True
 
+    # -- outbound: the SL API ------------------------------------------------------------
+
+    def _require_sl(self) -> SLClient | None:
+        if self.sl_client is None:
+            self.notify(
+                "No SL API configured: start with --sl-url URL --sl-api-key KEY, or --demo.",
+                title="SL API", severity="error",
+            )
+        return self.sl_client
+
+    def action_new_message(self) -> None:
+        if self._require_sl() is None:
+            return
+
+        def sent(draft: OutboundDraft | None) -> None:
+            if draft is not None:
+                self.run_worker(self._send_outbound(draft), group="sl-api", name="send_message")
+
+        self.push_screen(NewMessageScreen(self._phone), sent)
+
+    async def _send_outbound(self, draft: OutboundDraft) -> None:
+        client = self.sl_client
+        assert client is not None
+        result = await client.send_message(draft.phone, draft.body, action_expected=draft.action_expected)
+        phone = normalise_phone(draft.phone)
+        record = self.store.add_outbound(
+            OutboundRecord(seq=0, sent_at=time.time(), phone=phone, body=draft.body,
+                           message_ids=result.message_ids, error=result.error)
+        )
+        await self.store.sync()
+        if record.error:
+            self.notify(plain_line(record.error, 200), title="send_message failed", severity="error", timeout=8)
+        else:
+            self.notify(f"Sent to {plain_line(phone, 20)}: ids {', '.join(record.message_ids)}", timeout=4)
+        self._show_phone(phone)
+        self._refresh_phones()
+
+    def action_close_session(self) -> None:
+        if not self._phone or self._require_sl() is None:
+            return
+        self.run_worker(self._close_session(self._phone), group="sl-api", name="close_sessions")
+
+    async def _close_session(self, phone: str) -> None:
+        client = self.sl_client
+        assert client is not None
+        error = await client.close_sessions([phone])
+        if error:
+            self.notify(plain_line(error, 200), title="close_sessions failed", severity="error", timeout=8)
+        else:
+            self.notify(f"Asked the SL to close the session with {plain_line(phone, 20)}", timeout=4)
+
     # -- copy, help, counts ------------------------------------------------------------
 
     def action_copy(self, what: str) -> None:
@@ -343,7 +418,11 @@ class SwitchboardApp(App[None]):
             return
         self._stopping = True
         self._unsubscribe()
+        if self._demo is not None:
+            await self._demo.stop()
         await self.server.stop()
+        if self.sl_client is not None:
+            await self.sl_client.close()
 
     async def on_unmount(self) -> None:
         await self.shutdown_gateway()
