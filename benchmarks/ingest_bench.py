@@ -1,0 +1,123 @@
+"""Durable ingest, side by side: Switchboard headless vs a bare aiohttp receiver.
+
+Same load generator (wrk, from Debian's `wrk` package), same concurrency, same run.
+Every delivery_report Switchboard answers is fsync'd (group commit) before its 200.
+
+    python benchmarks/ingest_bench.py [--seconds 10] [--connections 64] [--data-dir DIR]
+
+`--data-dir` points at an existing history (e.g. one built by make_history.py with
+1,000,000 records) to measure ingest on top of it; default is a fresh temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LUA = r"""
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = "type=delivery_report&api_key=bench&message_id=" .. counter .. "&final=1&status=1"
+  return wrk.format("POST", "/", {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, path: str = "/healthz", timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
+            "non2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def bench(name: str, cmd: list[str], port: int, args, script: Path) -> dict[str, float]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(port)
+        run_wrk(port, 2, args.connections, script)  # warm-up
+        return run_wrk(port, args.seconds, args.connections, script)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("ingest_bench: needs wrk (Debian: apt install wrk)", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="sb-ingest-"))
+    script = tmp / "post.lua"
+    script.write_text(LUA)
+    data_dir = args.data_dir or tmp / "history"
+    results = {}
+    port = free_port()
+    results["bare aiohttp receiver"] = bench(
+        "bare", [sys.executable, "benchmarks/bare_receiver.py", str(port)], port, args, script)
+    port = free_port()
+    results["switchboard --headless (fsync)"] = bench(
+        "switchboard", [sys.executable, "run.py", "--headless", "--port", str(port), "--data-dir", str(data_dir)],
+        port, args, script)
+    print(f"\nIngest: delivery_report, wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} cores")
+    print(f"{'server':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in results.items():
+        print(f"{name:34} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
+    bare = results["bare aiohttp receiver"]["rps"]
+    ours = results["switchboard --headless (fsync)"]["rps"]
+    ratio = ours / bare if bare else 0
+    print(f"switchboard / bare = {ratio:.0%} (target >= 70%)")
+    if args.data_dir is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ratio >= 0.7 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
