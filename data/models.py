@@ -109,3 +109,15 @@ class ContactState:
     carrier: str = ""
     messages_in: int = 0
     messages_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHit:
+    """One search result: a message body, reply or phone number that matched."""
+
+    phone: str
+    at: float
+    text: str
+    seq: int
+    """The callback (for a response: the callback it answered) or outbound record."""
+    kind: Literal["callback", "response", "outbound"]

@@ -1,0 +1,443 @@
+"""An append-only journal storage for TinyDB: the live tables stay in memory and every change
+is one JSON line appended to a file, so a write costs O(size of the change), not O(database).
+
+`JournalStorage` keeps `{table: {doc_id: doc}}` in memory and buffers journal lines until
+`flush()` / `take()`; `JournalTable` (install it with `TinyDB.table_class = JournalTable`, or
+use `open_journal_db`) replaces TinyDB's read-everything/rewrite-everything `_update_table`
+with an in-place change that journals only the documents it touched.
+
+Line format (fixed key order, one object per line, UTF-8, no ASCII escaping):
+
+    {"t":"<table>","i":<doc_id>,"d":{...}}    insert or replace a document
+    {"t":"<table>","i":<doc_id>}              remove a document
+    {"t":"<table>","clear":1}                 empty the table (truncate)
+    {"t":"<table>","new":1}                   the table exists (created empty)
+
+On load, an unterminated final line (a torn write) is cut off and reported; lines that do not
+parse in the middle of the file are dropped, the original file is kept as
+`<name>.corrupt-<timestamp>` and a clean copy with every good line takes its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Table
+
+__all__ = [
+    "JournalStorage",
+    "JournalTable",
+    "JournalDamage",
+    "encode_json",
+    "fsync_dir",
+    "load_journal",
+    "move_aside",
+    "open_journal_db",
+]
+
+encode_json: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
+"""Compact JSON, non-ASCII kept as UTF-8 (so substring search can run on raw lines)."""
+
+
+class JournalDamage(Exception):
+    """A journal file could not be repaired (the message is one line)."""
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a directory's entries (created, renamed files) durable."""
+    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: str | os.PathLike[str]) -> Path:
+    """Rename a damaged file to `<name>.corrupt-<timestamp>` (never delete it); returns the new path."""
+    src = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dst = src.with_name(f"{src.name}.corrupt-{stamp}")
+    n = 1
+    while dst.exists():
+        n += 1
+        dst = src.with_name(f"{src.name}.corrupt-{stamp}-{n}")
+    os.replace(src, dst)
+    fsync_dir(src.parent)
+    return dst
+
+
+def _valid(obj: Any) -> bool:
+    if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+        return False
+    if "d" in obj:
+        return isinstance(obj["d"], dict) and type(obj.get("i")) is int
+    return type(obj.get("i")) is int or "clear" in obj or "new" in obj
+
+
+def write_durably(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write a whole file via temp file + fsync + rename + directory fsync; returns its size."""
+    tmp = path.with_name(path.name + ".tmp")
+    size = 0
+    with open(tmp, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+            size += len(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return size
+
+
+def load_journal(path: str | os.PathLike[str], notices: list[str]) -> tuple[list[tuple[int, dict]], int]:
+    """Parse a journal file into `(offset, line object)` pairs and its (repaired) size.
+
+    A torn final line is truncated away; garbage lines elsewhere make the file move aside and
+    be replaced by a copy holding only the good lines. Each repair appends one line to `notices`.
+    A missing file is an empty journal.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    entries: list[tuple[int, dict]] = []
+    bad = 0
+    end = data.rfind(b"\n") + 1
+    torn = end < len(data)
+    offset = 0
+    loads = json.loads
+    for raw in data[:end].split(b"\n")[:-1]:
+        try:
+            obj = loads(raw)
+        except ValueError:
+            obj = None
+        if obj is not None and _valid(obj):
+            entries.append((offset, obj))
+        else:
+            bad += 1
+        offset += len(raw) + 1
+    if bad:
+        aside = move_aside(path)
+        lines = data[:end].split(b"\n")[:-1]
+        good: list[bytes] = []
+        fixed: list[tuple[int, dict]] = []
+        pos = 0
+        it = iter(entries)
+        nxt = next(it, None)
+        offset = 0
+        for raw in lines:
+            if nxt is not None and nxt[0] == offset:
+                good.append(raw + b"\n")
+                fixed.append((pos, nxt[1]))
+                pos += len(raw) + 1
+                nxt = next(it, None)
+            offset += len(raw) + 1
+        write_durably(path, good)
+        notices.append(
+            f"{path.name} had {bad} damaged line(s): kept {len(fixed)} good record(s), "
+            f"the original is kept as {aside.name}"
+        )
+        if torn:
+            notices.append(f"ignored a torn final write in {path.name}")
+        return fixed, pos
+    if torn:
+        os.truncate(path, end)
+        notices.append(f"ignored a torn final write in {path.name}")
+    return entries, end
+
+
+class JournalStorage(Storage):
+    """TinyDB storage: live dict in memory, changes appended as JSON lines.
+
+    Appended lines wait in `pending` until `flush()` (or the owner's `take()` + `write_at()`)
+    writes them; `sync()` also fsyncs. Writes use `pwrite` at known offsets, and a failed
+    write is truncated back, so a retry never leaves half a line in the middle of the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        notices: list[str] | None = None,
+        on_entry: Callable[[int, dict], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.notices: list[str] = notices if notices is not None else []
+        self._tables: dict[str, dict[str, dict]] = {}
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.last_offset = -1
+        self.drained = False
+        """Set (by the writer thread) once the file is complete, fsynced and closed."""
+        existed = self.path.exists()
+        entries, size = load_journal(self.path, self.notices)
+        tables = self._tables
+        for offset, obj in entries:
+            doc = self._apply(tables, obj)
+            if on_entry is not None and doc is not None:
+                on_entry(offset, obj)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.needs_dir_sync = not existed
+        self.written = size
+        """Bytes known to be written to the file."""
+        self.end = size
+        """Logical end: written bytes plus pending ones (the offset of the next line)."""
+
+    @staticmethod
+    def _apply(tables: dict[str, dict[str, dict]], obj: dict) -> dict | None:
+        name = obj["t"]
+        table = tables.get(name)
+        if table is None:
+            table = tables[name] = {}
+        if "d" in obj:
+            doc = obj["d"]
+            table[str(obj["i"])] = doc
+            return doc
+        if "clear" in obj:
+            table.clear()
+        elif "i" in obj:
+            table.pop(str(obj["i"]), None)
+        return None
+
+    # -- TinyDB Storage interface -------------------------------------------------------
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return self._tables
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        """A whole-database write (TinyDB's drop_table(s)): compact into a fresh snapshot."""
+        lines: list[bytes] = []
+        for name, table in data.items():
+            tname = encode_json(name)
+            lines.append(f'{{"t":{tname},"new":1}}\n'.encode())
+            for doc_id, doc in table.items():
+                lines.append(f'{{"t":{tname},"i":{int(doc_id)},"d":{encode_json(doc)}}}\n'.encode())
+        size = write_durably(self.path, lines)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        self._tables = {name: dict(table) for name, table in data.items()}
+        self.pending.clear()
+        self.pending_size = 0
+        self.written = self.end = size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.sync()
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+    # -- journal ------------------------------------------------------------------------
+
+    def append(self, line: bytes) -> int:
+        """Queue one encoded line (ending in newline); returns its file offset."""
+        offset = self.end
+        self.pending.append(line)
+        self.pending_size += len(line)
+        self.end = offset + len(line)
+        self.last_offset = offset
+        return offset
+
+    def take(self) -> tuple[int, bytes] | None:
+        """Hand over the pending lines as one chunk `(offset, bytes)` for `write_at`."""
+        if not self.pending:
+            return None
+        data = b"".join(self.pending)
+        self.pending = []
+        self.pending_size = 0
+        return self.end - len(data), data
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        """Write a taken chunk; on failure cut the file back to `offset` and re-raise."""
+        view = memoryview(data)
+        pos = 0
+        try:
+            while pos < len(view):
+                pos += os.pwrite(self.fd, view[pos:], offset + pos)
+        except OSError:
+            try:
+                os.ftruncate(self.fd, offset)
+            except OSError:
+                pass
+            raise
+        self.written = max(self.written, offset + len(data))
+
+    def flush(self) -> None:
+        chunk = self.take()
+        if chunk is not None:
+            try:
+                self.write_at(*chunk)
+            except OSError:
+                self.pending.insert(0, chunk[1])
+                self.pending_size += len(chunk[1])
+                raise
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+        if self.needs_dir_sync:
+            fsync_dir(self.path.parent)
+            self.needs_dir_sync = False
+
+    def sync(self) -> None:
+        self.flush()
+        self.fsync()
+
+
+_ABSENT = object()
+
+
+class _TrackedTable:
+    """The int-keyed view TinyDB's updaters expect, over the live str-keyed dict.
+
+    It remembers each touched document's JSON from before the change (None: it did not exist),
+    so the change can be journaled as the touched documents only, or rolled back.
+    """
+
+    __slots__ = ("raw", "before", "fresh", "cleared")
+
+    def __init__(self, raw: dict[str, dict]) -> None:
+        self.raw = raw
+        self.before: dict[str, str | None] = {}
+        self.fresh: dict[str, str] = {}
+        self.cleared: dict[str, dict] | None = None
+
+    def _remember(self, key: str) -> None:
+        if key not in self.before:
+            doc = self.raw.get(key)
+            self.before[key] = None if doc is None else encode_json(doc)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return str(doc_id) in self.raw
+
+    def __getitem__(self, doc_id: int) -> dict:
+        key = str(doc_id)
+        doc = self.raw[key]
+        self._remember(key)
+        self.fresh.pop(key, None)
+        return doc
+
+    def get(self, doc_id: int, default: Any = None) -> Any:
+        return self[doc_id] if str(doc_id) in self.raw else default
+
+    def __setitem__(self, doc_id: int, doc: dict) -> None:
+        key = str(doc_id)
+        text = encode_json(doc)  # validate before memory changes
+        self._remember(key)
+        self.raw[key] = doc
+        self.fresh[key] = text
+
+    def __delitem__(self, doc_id: int) -> None:
+        key = str(doc_id)
+        if key not in self.raw:
+            raise KeyError(doc_id)
+        self._remember(key)
+        del self.raw[key]
+        self.fresh.pop(key, None)
+
+    def pop(self, doc_id: int, default: Any = _ABSENT) -> Any:
+        key = str(doc_id)
+        if key not in self.raw:
+            if default is _ABSENT:
+                raise KeyError(doc_id)
+            return default
+        self._remember(key)
+        self.fresh.pop(key, None)
+        return self.raw.pop(key)
+
+    def clear(self) -> None:
+        if self.cleared is None:
+            self.cleared = dict(self.raw)
+        self.before.clear()
+        self.fresh.clear()
+        self.raw.clear()
+
+    def keys(self) -> list[int]:
+        return [int(k) for k in self.raw]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def items(self):
+        return [(doc_id, self[doc_id]) for doc_id in self.keys()]
+
+    def values(self):
+        return [self[doc_id] for doc_id in self.keys()]
+
+    def rollback(self) -> None:
+        loads = json.loads
+        for key, text in self.before.items():
+            if text is None:
+                self.raw.pop(key, None)
+            else:
+                self.raw[key] = loads(text)
+        if self.cleared is not None:
+            self.raw.clear()
+            self.raw.update(self.cleared)
+
+    def journal(self, tname: str) -> list[bytes]:
+        """Lines for what changed; raises (before anything is journaled) if a doc won't encode."""
+        lines: list[bytes] = []
+        if self.cleared is not None:
+            lines.append(f'{{"t":{tname},"clear":1}}\n'.encode())
+        for key, old in self.before.items():
+            doc = self.raw.get(key)
+            if doc is None:
+                if old is not None:
+                    lines.append(f'{{"t":{tname},"i":{key}}}\n'.encode())
+                continue
+            text = self.fresh.get(key)
+            if text is None:
+                text = encode_json(doc)
+                if text == old:
+                    continue
+            lines.append(f'{{"t":{tname},"i":{key},"d":{text}}}\n'.encode())
+        return lines
+
+
+class JournalTable(Table):
+    """A TinyDB table whose writes change the live dict in place and journal only touched docs."""
+
+    def _update_table(self, updater: Callable[[dict[int, Any]], None]) -> None:
+        storage = self._storage
+        tables = storage.read()
+        raw = tables.get(self.name)
+        created = raw is None
+        if created:
+            raw = {}
+        view = _TrackedTable(raw)
+        tname = encode_json(self.name)
+        try:
+            updater(view)  # type: ignore[arg-type]
+            lines = view.journal(tname)
+        except BaseException:
+            view.rollback()
+            raise
+        if created:
+            tables[self.name] = raw
+            if not lines or view.cleared is None:
+                lines.insert(0, f'{{"t":{tname},"new":1}}\n'.encode())
+        for line in lines:
+            storage.append(line)
+        self.clear_cache()
+
+
+def open_journal_db(path: str | os.PathLike[str], *, notices: list[str] | None = None) -> TinyDB:
+    """A TinyDB on a journal file, with `JournalTable` tables."""
+
+    class _DB(TinyDB):
+        table_class = JournalTable
+
+    return _DB(path, storage=JournalStorage, notices=notices)

@@ -1,0 +1,1275 @@
+"""The history store: every callback, response and outbound send, kept in TinyDB segments.
+
+Design notes
+============
+
+Writes stay O(change). The live segment is a TinyDB database on a `JournalStorage`
+(data/journal.py): the documents live in memory and each insert appends one JSON line to the
+segment file. `JournalTable._update_table` changes the live dict in place and journals only the
+touched document, after encoding it (so a document that will not serialise changes nothing).
+`add_*` costs one `json` encode, one list append and a few in-memory index updates; it does no
+I/O, so it can run on the event loop before the gateway's first await.
+
+What is durable when. `add_*` only queues the line. `await sync()` is a group commit: the
+first caller takes everything queued so far and writes + fsyncs it in the store's own writer
+thread; callers arriving meanwhile wait for the next round, so at most one fsync is in flight
+and one fsync covers every record added before it started. When `sync()` returns, every record
+added before the call is on disk. `sync_blocking()` does the same on the calling thread (for
+shutdown and CLIs); `close()` syncs. Writes go through `pwrite` at offsets fixed when the
+record was added; a failed write (ENOSPC, EIO) is cut back with `ftruncate` and queued again,
+so nothing acknowledged by `add_*` is dropped from memory and nothing half-written stays in
+the middle of a file. The failed `sync()` raises `StoreError`; for a second afterwards `add_*`
+refuses too (the gateway answers 503), then the next `sync()` retries the write. A failed
+fsync is not retried (Linux may have dropped the dirty pages): the store refuses all writes
+until it is reopened.
+
+Segments. Records go to `seg-NNNNNN.jsonl`. When the live segment holds `segment_records`
+records, the next add closes it: its queued lines go to the writer, a new segment file is
+created, and the old TinyDB is dropped once its bytes are on disk (until then reads use it).
+Closed segments are immutable JSONL files read on demand with `pread` at byte offsets.
+
+Indexes. A record's location is `segment << 40 | byte offset`. In memory: `array('q')` of
+locations by seq, of response locations by callback seq, of callback seqs in order, one
+`array('q')` of locations per phone (its thread), the derived `ContactState` per phone and
+the delivery state per message id. At rotation, the loop copies these (a few memcpys and
+dict copies) and a background thread writes them as the sidecar `seg-NNNNNN.idx` of the
+closed segment: a cumulative catalog of everything up to the end of that segment (binary
+arrays + JSON, each section CRC-checked, segment sizes recorded). Only the two newest
+sidecars are kept. `open()` loads the newest valid sidecar, replays any closed segment after
+it (then writes its sidecar in the background), and loads the live segment into TinyDB,
+replaying it into the indexes with the same code `add_*` uses. So 1M records open by reading
+one sidecar and at most one live segment.
+
+Recovery. A torn final line (crash mid-write) is cut off and reported in `notices` as
+"ignored a torn final write in <file>". A segment with garbage lines elsewhere is moved aside
+to `<name>.corrupt-<timestamp>` and replaced by a copy with every line that still parses (the
+good records are kept, the damaged ones are listed only in the moved-aside file). A sidecar
+that fails its checks is moved aside the same way and rebuilt from the previous sidecar plus
+the segment (or from all segments). A sidecar that no longer matches the segment sizes (a
+segment was repaired) is ignored and replaced. A damaged line found later while reading a
+closed segment is skipped and reported in `notices`.
+
+Threads. All TinyDB calls and index updates happen on the caller's thread (the event loop).
+The writer thread only touches file descriptors and bytes it was handed. `search()` and
+`export_jsonl()` take their snapshot of the live segment (a C-level copy of the document
+list, atomic under the GIL) when called, then read only that copy and closed files, so they
+may run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import errno
+import fcntl
+import heapq
+import json
+import logging
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from array import array
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, TextIO
+
+from tinydb import TinyDB
+
+from .journal import (
+    JournalStorage,
+    JournalTable,
+    encode_json,
+    fsync_dir,
+    load_journal,
+    move_aside,
+    write_durably,
+)
+from .models import (
+    CallbackRecord,
+    ContactState,
+    OutboundRecord,
+    ResponseRecord,
+    ThreadEntry,
+    ThreadHit,
+)
+
+__all__ = ["HistoryStore", "StoreError", "StoreStats", "SearchProgress"]
+
+log = logging.getLogger(__name__)
+
+TABLE = "records"
+LOC_SHIFT = 40
+OFF_MASK = (1 << LOC_SHIFT) - 1
+SEG_RE = re.compile(r"^seg-(\d{6})\.jsonl$")
+IDX_RE = re.compile(r"^seg-(\d{6})\.idx$")
+IDX_MAGIC = b"SBIDX1\n"
+MAX_BACKLOG = 64 << 20
+"""Refuse new records when this many bytes are waiting for a disk that keeps failing."""
+RETRY_AFTER = 1.0
+
+DELIVERY_NAMES = ("sent", "pending", "queued", "delivered", "failed")
+DELIVERY_CODE = {name: i for i, name in enumerate(DELIVERY_NAMES)}
+FINAL = 8
+
+
+class StoreError(Exception):
+    """One-line, user-facing reason."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    callbacks: int
+    responses: int
+    outbound: int
+    phones: int
+    segments: int
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    hits: list[ThreadHit]
+    """Hits found since the previous progress report, newest first."""
+    scanned: int
+    total: int
+    done: bool
+
+
+def _seg_name(n: int) -> str:
+    return f"seg-{n:06d}.jsonl"
+
+
+def _idx_name(n: int) -> str:
+    return f"seg-{n:06d}.idx"
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+# -- records <-> documents ---------------------------------------------------------------
+
+
+class _Codec:
+    """Converts one record dataclass to a JSON document and back (tuples and mappings exact)."""
+
+    def __init__(self, cls: type, kind: str) -> None:
+        self.cls = cls
+        self.kind = kind
+        self.fields: list[tuple[str, str]] = []
+        for f in dataclasses.fields(cls):
+            t = str(f.type)
+            conv = "tuple" if t.startswith("tuple") else "map" if t.startswith("Mapping") else ""
+            self.fields.append((f.name, conv))
+        self.tuples = [name for name, conv in self.fields if conv == "tuple"]
+        self.names = {name for name, _ in self.fields}
+
+    def to_doc(self, rec: Any, **override: Any) -> dict:
+        doc: dict[str, Any] = {"kind": self.kind}
+        for name, conv in self.fields:
+            value = override[name] if name in override else getattr(rec, name)
+            if conv == "tuple":
+                value = list(value)
+            elif conv == "map":
+                value = dict(value)
+            doc[name] = value
+        return doc
+
+    def from_doc(self, doc: Mapping[str, Any]) -> Any:
+        kwargs = {k: v for k, v in doc.items() if k in self.names}
+        for name in self.tuples:
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
+        return self.cls(**kwargs)
+
+
+CODECS = {
+    "callback": _Codec(CallbackRecord, "callback"),
+    "response": _Codec(ResponseRecord, "response"),
+    "outbound": _Codec(OutboundRecord, "outbound"),
+}
+
+
+def _body(doc: Mapping[str, Any]) -> str:
+    body = doc["parsed"].get("body")
+    if not isinstance(body, str) or not body:
+        body = doc["fields"].get("body") or doc["fields"].get("message") or ""
+    return body if isinstance(body, str) else str(body)
+
+
+def _response_detail(doc: Mapping[str, Any]) -> str:
+    decision = doc.get("decision") or {}
+    parts: list[str] = []
+    outcome = doc.get("outcome")
+    if outcome == "timed_out":
+        parts.append("timed out — fallback sent")
+    elif outcome == "caller_gone":
+        parts.append("caller hung up before an answer")
+    elif outcome == "overflow":
+        parts.append("too many held — fallback sent")
+    elif outcome == "shutdown":
+        parts.append("shutting down — fallback sent")
+    if decision.get("close_session"):
+        parts.append("closed session")
+    if decision.get("reprocess"):
+        parts.append("reprocess")
+    tags = decision.get("tags")
+    if tags:
+        parts.append("tags: " + ", ".join(map(str, tags)))
+    return "; ".join(parts)
+
+
+def _shows_response(doc: Mapping[str, Any]) -> bool:
+    decision = doc.get("decision") or {}
+    return bool(decision.get("reply")) or doc.get("outcome") in ("timed_out", "caller_gone")
+
+
+# -- segments held in memory ---------------------------------------------------------------
+
+
+class _MemSegment:
+    """A segment whose TinyDB is in memory: the live one, or a closed one not yet on disk."""
+
+    def __init__(self, no: int, storage: JournalStorage, db: TinyDB) -> None:
+        self.no = no
+        self.storage = storage
+        self.db = db
+        self.table = db.table(TABLE)
+        self.offs = array("q")
+        self.ids = array("q")
+
+    def raw(self) -> dict[str, dict]:
+        return self.storage.read().get(TABLE, {})
+
+    def doc_at(self, off: int) -> dict | None:
+        i = bisect.bisect_left(self.offs, off)
+        if i < len(self.offs) and self.offs[i] == off:
+            return self.raw().get(str(self.ids[i]))
+        return None
+
+
+class _DB(TinyDB):
+    table_class = JournalTable
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+class HistoryStore:
+    """Every callback, response and outbound record, with per-phone state and threads."""
+
+    def __init__(self, data_dir: Path, segment_records: int, lock_fd: int) -> None:
+        self.data_dir = data_dir
+        self.segment_records = max(1, int(segment_records))
+        self.notices: list[str] = []
+        self._lock_fd = lock_fd
+        # indexes
+        self._seq_loc = array("q", [-1])
+        self._resp_loc = array("q", [-1])
+        self._cb_seqs = array("q")
+        self._phone_locs: dict[str, array] = {}
+        self._contacts: dict[str, ContactState] = {}
+        self._msg_state: dict[str, int] = {}
+        self._sub_created: set[int] = set()
+        self._counts = [0, 0, 0]
+        self._next_seq = 1
+        # segments
+        self._closed: list[int] = []
+        self._sizes: dict[int, int] = {}
+        self._mem: dict[int, _MemSegment] = {}
+        self._live: _MemSegment | None = None
+        self._read_fds: dict[int, int] = {}
+        # writer
+        self._jobs: deque[tuple[JournalStorage, int, bytes | None]] = deque()
+        self._io_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._flush_task: asyncio.Future | None = None
+        self._appended = 0
+        self._durable = 0
+        self._write_error: str | None = None
+        self._failed_at = 0.0
+        self._broken: str | None = None
+        self._closed_flag = False
+        self._catalog_thread: threading.Thread | None = None
+
+    # ---- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, data_dir: Path, *, segment_records: int = 100_000) -> "HistoryStore":
+        """Open (creating if missing) the history in `data_dir`. Raises StoreError (one line)."""
+        data_dir = Path(data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"history path {data_dir} exists and is not a directory") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create history directory {data_dir}: {_why(exc)}") from None
+        if not data_dir.is_dir():
+            raise StoreError(f"history path {data_dir} is not a directory")
+        if not os.access(data_dir, os.R_OK | os.X_OK):
+            raise StoreError(f"history directory {data_dir} is not readable")
+        if not os.access(data_dir, os.W_OK):
+            raise StoreError(f"history directory {data_dir} is not writable")
+        try:
+            lock_fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot use history directory {data_dir}: {_why(exc)}") from None
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock_fd)
+            raise StoreError(f"history directory {data_dir} is in use by another Switchboard") from None
+        store = cls(data_dir, segment_records, lock_fd)
+        try:
+            store._probe_space()
+            store._load()
+        except StoreError:
+            store._abandon()
+            raise
+        except OSError as exc:
+            store._abandon()
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StoreError(f"cannot open history in {data_dir}: {_why(exc)}{where}") from None
+        return store
+
+    def _abandon(self) -> None:
+        for ms in self._mem.values():
+            try:
+                os.close(ms.storage.fd)
+            except OSError:
+                pass
+        self._close_read_fds()
+        os.close(self._lock_fd)
+
+    def _probe_space(self) -> None:
+        """Write and fsync a small file so a full or read-only disk fails at open, not later."""
+        probe = self.data_dir / ".probe"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreError(f"no space left for history in {self.data_dir}") from None
+            raise StoreError(f"cannot write history in {self.data_dir}: {_why(exc)}") from None
+
+    def _load(self) -> None:
+        names = os.listdir(self.data_dir)
+        segs = sorted(int(m.group(1)) for n in names if (m := SEG_RE.match(n)))
+        idxs = sorted(int(m.group(1)) for n in names if (m := IDX_RE.match(n)))
+        live_no = segs[-1] if segs else 1
+        closed = segs[:-1]
+        base = 0
+        for k in reversed(idxs):
+            if k >= live_no or k not in closed:
+                continue
+            path = self.data_dir / _idx_name(k)
+            try:
+                catalog = _read_catalog(path)
+            except _CatalogDamaged as exc:
+                aside = move_aside(path)
+                self.notices.append(f"sidecar {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
+                continue
+            except OSError as exc:
+                self.notices.append(f"cannot read sidecar {path.name}: {_why(exc)}; rebuilding")
+                continue
+            if self._catalog_matches(catalog, k, closed):
+                self._apply_catalog(catalog)
+                base = k
+                break
+            self.notices.append(f"sidecar {path.name} does not match its segments; rebuilding")
+        scanned = False
+        for n in closed:
+            if n <= base:
+                self._closed.append(n)
+                continue
+            self._scan_closed(n)
+            scanned = True
+        if scanned and closed:
+            self._start_catalog(self._catalog_snapshot(closed[-1]))
+        live = self._open_mem_segment(live_no)
+        self._live = live
+        self._appended = self._durable = 0
+
+    def _catalog_matches(self, catalog: dict, k: int, closed: list[int]) -> bool:
+        sizes = {int(n): s for n, s in catalog["header"]["sizes"].items()}
+        if sorted(sizes) != [n for n in closed if n <= k]:
+            return False
+        for n, size in sizes.items():
+            try:
+                if os.stat(self.data_dir / _seg_name(n)).st_size != size:
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
+    def _scan_closed(self, n: int) -> None:
+        path = self.data_dir / _seg_name(n)
+        entries, size = load_journal(path, self.notices)
+        base = n << LOC_SHIFT
+        self._closed.append(n)
+        self._sizes[n] = size
+        for off, obj in entries:
+            doc = obj.get("d")
+            if doc is not None and obj["t"] == TABLE:
+                self._index(doc, base | off)
+
+    def _open_mem_segment(self, n: int) -> _MemSegment:
+        path = self.data_dir / _seg_name(n)
+        base = n << LOC_SHIFT
+        loaded: list[tuple[int, int, dict]] = []
+
+        def on_entry(off: int, obj: dict) -> None:
+            if obj["t"] == TABLE:
+                loaded.append((off, obj["i"], obj["d"]))
+
+        storage = JournalStorage(path, notices=self.notices, on_entry=on_entry)
+        ms = _MemSegment(n, storage, _DB(storage=_Existing(storage)))
+        self._mem[n] = ms
+        raw = ms.raw()
+        for off, doc_id, doc in loaded:
+            # a document replaced later in the journal is indexed once, at its last line
+            if raw.get(str(doc_id)) is not doc:
+                continue
+            ms.offs.append(off)
+            ms.ids.append(doc_id)
+            self._index(doc, base | off)
+        return ms
+
+    # ---- the derived state -------------------------------------------------------------
+
+    def _contact(self, phone: str) -> ContactState:
+        c = self._contacts.get(phone)
+        if c is None:
+            c = self._contacts[phone] = ContactState(phone)
+        return c
+
+    def _thread_add(self, phone: str, loc: int) -> None:
+        locs = self._phone_locs.get(phone)
+        if locs is None:
+            locs = self._phone_locs[phone] = array("q")
+        locs.append(loc)
+
+    def _seq_slot(self, seq: int) -> None:
+        grow = seq + 1 - len(self._seq_loc)
+        if grow > 0:
+            self._seq_loc.extend([-1] * grow)
+            self._resp_loc.extend([-1] * grow)
+
+    def _index(self, doc: dict, loc: int) -> None:
+        """Update every index and the contact state for one stored document (add and replay)."""
+        kind = doc["kind"]
+        replace = dataclasses.replace
+        contacts = self._contacts
+        if kind == "callback":
+            seq = doc["seq"]
+            self._seq_slot(seq)
+            self._seq_loc[seq] = loc
+            self._cb_seqs.append(seq)
+            self._counts[0] += 1
+            if seq >= self._next_seq:
+                self._next_seq = seq + 1
+            typ = doc["type"]
+            phones = doc["phones"]
+            at = doc["received_at"]
+            for p in phones:
+                c = self._contact(p)
+                if at > c.last_seen:
+                    contacts[p] = replace(c, last_seen=at)
+            if typ == "incoming_message":
+                if phones:
+                    p = phones[0]
+                    c = contacts[p]
+                    carrier = doc["parsed"].get("carrier_name") or c.carrier
+                    contacts[p] = replace(
+                        c, session_open=True, carrier=str(carrier), messages_in=c.messages_in + 1
+                    )
+                    self._thread_add(p, loc)
+            elif typ == "delivery_report":
+                self._delivery(doc["parsed"])
+            elif typ == "session_closed":
+                for p in phones:
+                    contacts[p] = replace(contacts[p], session_open=False)
+            elif typ in ("subscription_created", "subscription_canceled"):
+                for p in phones:
+                    contacts[p] = replace(contacts[p], subscribed=typ == "subscription_created")
+                if typ == "subscription_created":
+                    self._sub_created.add(seq)
+            elif typ in ("phone_blacklisted", "phone_unblacklisted"):
+                for p in phones:
+                    contacts[p] = replace(contacts[p], blacklisted=typ == "phone_blacklisted")
+            elif typ == "auto_reply_loop":
+                for p in phones:
+                    contacts[p] = replace(contacts[p], loop_flagged=True)
+        elif kind == "response":
+            cseq = doc["callback_seq"]
+            if cseq > 0:
+                self._seq_slot(cseq)
+                self._resp_loc[cseq] = loc
+            self._counts[1] += 1
+            phone = doc.get("phone") or ""
+            decision = doc.get("decision") or {}
+            was_sub = cseq in self._sub_created
+            self._sub_created.discard(cseq)
+            if phone:
+                c = self._contact(phone)
+                changes: dict[str, Any] = {}
+                if decision.get("close_session"):
+                    changes["session_open"] = False
+                tags = decision.get("tags")
+                if tags and (was_sub or self._callback_type(cseq) == "subscription_created"):
+                    changes["tags"] = tuple(str(t) for t in tags)
+                if decision.get("reply"):
+                    changes["messages_out"] = c.messages_out + 1
+                if changes:
+                    contacts[phone] = replace(c, **changes)
+                if _shows_response(doc):
+                    self._thread_add(phone, loc)
+        elif kind == "outbound":
+            seq = doc["seq"]
+            self._seq_slot(seq)
+            self._seq_loc[seq] = loc
+            self._counts[2] += 1
+            if seq >= self._next_seq:
+                self._next_seq = seq + 1
+            phone = doc["phone"]
+            c = self._contact(phone)
+            if not doc.get("error"):
+                contacts[phone] = replace(c, messages_out=c.messages_out + 1)
+            self._thread_add(phone, loc)
+
+    def _delivery(self, parsed: Mapping[str, Any]) -> None:
+        mid = parsed.get("message_id")
+        if not mid:
+            return
+        mid = str(mid)
+        old = self._msg_state.get(mid, 0)
+        final = bool(parsed.get("final"))
+        if old & FINAL and not final:
+            return  # a late, non-final report does not undo a final one
+        code = DELIVERY_CODE.get(str(parsed.get("status_name")))
+        state = code if code is not None and code > 0 else old & 7
+        self._msg_state[mid] = state | (FINAL if final else 0)
+
+    def _callback_type(self, seq: int) -> str | None:
+        if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
+            doc = self._doc_at(self._seq_loc[seq])
+            if doc is not None and doc.get("kind") == "callback":
+                return doc.get("type")
+        return None
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self._closed_flag:
+            raise StoreError("history store is closed")
+        if self._broken is not None:
+            raise StoreError(self._broken)
+        if self._write_error is not None:
+            live = self._live
+            if time.monotonic() - self._failed_at < RETRY_AFTER:
+                raise StoreError(self._write_error)
+            if live is not None and live.storage.pending_size > MAX_BACKLOG:
+                raise StoreError(self._write_error)
+
+    def _insert(self, doc: dict) -> None:
+        live = self._live
+        assert live is not None
+        if len(live.offs) >= self.segment_records:
+            self._rotate()
+            live = self._live
+            assert live is not None
+        try:
+            doc_id = live.table.insert(doc)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"record cannot be stored: {exc}") from None
+        off = live.storage.last_offset
+        live.offs.append(off)
+        live.ids.append(doc_id)
+        self._appended += 1
+        self._index(live.raw()[str(doc_id)], (live.no << LOC_SHIFT) | off)
+
+    def add_callback(self, rec: CallbackRecord) -> CallbackRecord:
+        """Store a callback; returns it with its seq. Queued only: `await sync()` makes it durable."""
+        self._check_writable()
+        seq = self._next_seq
+        self._insert(CODECS["callback"].to_doc(rec, seq=seq))
+        return dataclasses.replace(rec, seq=seq)
+
+    def add_response(self, rec: ResponseRecord) -> None:
+        self._check_writable()
+        self._insert(CODECS["response"].to_doc(rec))
+
+    def add_outbound(self, rec: OutboundRecord) -> OutboundRecord:
+        self._check_writable()
+        seq = self._next_seq
+        self._insert(CODECS["outbound"].to_doc(rec, seq=seq))
+        return dataclasses.replace(rec, seq=seq)
+
+    def _take_live(self) -> None:
+        live = self._live
+        if live is not None:
+            chunk = live.storage.take()
+            if chunk is not None:
+                self._jobs.append((live.storage, chunk[0], chunk[1]))
+
+    def _drain(self) -> None:
+        """Write every queued chunk in order, then fsync what was written (any thread)."""
+        with self._io_lock:
+            touched: list[JournalStorage] = []
+            jobs = self._jobs
+            while jobs:
+                storage, offset, data = jobs.popleft()
+                if data is None:  # a retired segment: complete it
+                    try:
+                        storage.fsync()
+                    except OSError:
+                        jobs.appendleft((storage, offset, data))
+                        raise
+                    if storage in touched:
+                        touched.remove(storage)
+                    os.close(storage.fd)
+                    storage.fd = -1
+                    storage.drained = True
+                    continue
+                try:
+                    storage.write_at(offset, data)
+                except OSError:
+                    jobs.appendleft((storage, offset, data))
+                    raise
+                if storage not in touched:
+                    touched.append(storage)
+            live = self._live
+            if live is not None and live.storage.needs_dir_sync and live.storage not in touched:
+                touched.append(live.storage)
+            for storage in touched:
+                try:
+                    storage.fsync()
+                except OSError as exc:
+                    self._broken = (
+                        f"history store failed to fsync {storage.path.name}: {_why(exc)}; "
+                        "restart Switchboard"
+                    )
+                    raise
+
+    def _write_failed(self, exc: OSError) -> StoreError:
+        if self._broken is not None:
+            return StoreError(self._broken)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            msg = f"no space left for history in {self.data_dir}"
+        else:
+            msg = f"cannot write history in {self.data_dir}: {_why(exc)}"
+        self._write_error = msg
+        self._failed_at = time.monotonic()
+        return StoreError(msg)
+
+    async def sync(self) -> None:
+        """Durable barrier: returns once every record added before the call is on disk."""
+        if self._closed_flag:
+            raise StoreError("history store is closed")
+        if self._broken is not None:
+            raise StoreError(self._broken)
+        target = self._appended
+        while self._durable < target:
+            task = self._flush_task
+            if task is None:
+                task = self._flush_task = asyncio.ensure_future(self._flush())
+                task.add_done_callback(_retrieve)
+            await asyncio.shield(task)
+
+    async def _flush(self) -> None:
+        upto = self._appended
+        self._take_live()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._drain)
+        except OSError as exc:
+            raise self._write_failed(exc) from None
+        else:
+            if upto > self._durable:
+                self._durable = upto
+            self._write_error = None
+        finally:
+            self._flush_task = None
+            self._reap()
+
+    def sync_blocking(self) -> None:
+        """Write and fsync everything now, on this thread (shutdown, CLIs)."""
+        if self._broken is not None:
+            raise StoreError(self._broken)
+        upto = self._appended
+        self._take_live()
+        try:
+            self._drain()
+        except OSError as exc:
+            raise self._write_failed(exc) from None
+        if upto > self._durable:
+            self._durable = upto
+        self._write_error = None
+        self._reap()
+
+    def _reap(self) -> None:
+        """Drop the in-memory TinyDB of closed segments whose file is complete."""
+        for n in [n for n, ms in self._mem.items() if ms is not self._live and ms.storage.drained]:
+            del self._mem[n]
+
+    # ---- rotation and sidecars -----------------------------------------------------------
+
+    def _rotate(self) -> None:
+        old = self._live
+        assert old is not None
+        self._take_live()
+        self._jobs.append((old.storage, old.storage.end, None))
+        self._sizes[old.no] = old.storage.end
+        self._closed.append(old.no)
+        snapshot = self._catalog_snapshot(old.no)
+        new_no = old.no + 1
+        try:
+            self._live = self._open_mem_segment(new_no)
+        except OSError as exc:
+            self._live = old
+            self._closed.pop()
+            self._jobs.pop()
+            raise self._write_failed(exc) from None
+        self._start_catalog(snapshot, wait_for=old.storage)
+
+    def _catalog_snapshot(self, seg: int) -> dict:
+        """What the sidecar of `seg` holds, copied on this thread (cheap: memcpy + dict copies)."""
+        return {
+            "segment": seg,
+            "boundary": (seg + 1) << LOC_SHIFT,
+            "sizes": {str(n): self._sizes[n] for n in self._closed if n <= seg},
+            "next_seq": self._next_seq,
+            "counts": list(self._counts),
+            "seq_loc": self._seq_loc.tobytes(),
+            "resp_loc": self._resp_loc.tobytes(),
+            "cb_seqs": self._cb_seqs.tobytes(),
+            "phones": self._phone_locs.copy(),
+            "contacts": self._contacts.copy(),
+            "msg_state": self._msg_state.copy(),
+            "sub_created": sorted(self._sub_created),
+        }
+
+    def _start_catalog(self, snapshot: dict, wait_for: JournalStorage | None = None) -> None:
+        previous = self._catalog_thread
+
+        def run() -> None:
+            if previous is not None:
+                previous.join()
+            try:
+                if wait_for is not None and not wait_for.drained:
+                    self._drain()
+                if wait_for is not None and not wait_for.drained:
+                    return
+                _write_catalog(self.data_dir, snapshot)
+            except Exception as exc:  # the sidecar is an optimisation; open() rebuilds it
+                log.warning("could not write history sidecar for segment %s: %s", snapshot["segment"], exc)
+
+        thread = threading.Thread(target=run, name="history-sidecar", daemon=True)
+        self._catalog_thread = thread
+        thread.start()
+
+    def _apply_catalog(self, catalog: dict) -> None:
+        h = catalog["header"]
+        s = catalog["sections"]
+        self._closed = []
+        self._sizes = {int(n): v for n, v in h["sizes"].items()}
+        self._next_seq = h["next_seq"]
+        self._counts = list(h["counts"])
+        self._seq_loc = _arr(s["seq_loc"])
+        self._resp_loc = _arr(s["resp_loc"])
+        self._cb_seqs = _arr(s["cb_seqs"])
+        names = json.loads(s["phone_names"])
+        counts = _arr(s["phone_counts"])
+        locs = _arr(s["phone_locs"])
+        phone_locs: dict[str, array] = {}
+        pos = 0
+        for name, count in zip(names, counts):
+            phone_locs[name] = locs[pos : pos + count]
+            pos += count
+        self._phone_locs = phone_locs
+        self._contacts = {row[0]: ContactState(row[0], *row[1:]) for row in json.loads(s["contacts"])}
+        for row in self._contacts.values():
+            if not isinstance(row.tags, tuple):
+                self._contacts[row.phone] = dataclasses.replace(row, tags=tuple(row.tags))
+        mids = json.loads(s["mids"])
+        self._msg_state = dict(zip(mids, array("b", s["mid_states"])))
+        self._sub_created = set(h.get("sub_created", ()))
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _read_fd(self, seg: int) -> int:
+        fd = self._read_fds.get(seg)
+        if fd is None:
+            fd = self._read_fds[seg] = os.open(self.data_dir / _seg_name(seg), os.O_RDONLY | os.O_CLOEXEC)
+        return fd
+
+    def _close_read_fds(self) -> None:
+        for fd in self._read_fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._read_fds.clear()
+
+    def _doc_at(self, loc: int) -> dict | None:
+        seg = loc >> LOC_SHIFT
+        off = loc & OFF_MASK
+        ms = self._mem.get(seg)
+        if ms is not None:
+            return ms.doc_at(off)
+        try:
+            line = _pread_line(self._read_fd(seg), off)
+            return json.loads(line)["d"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            note = f"could not read a record in {_seg_name(seg)} at offset {off}: {exc}"
+            if note not in self.notices:
+                self.notices.append(note)
+            return None
+
+    def contact(self, phone: str) -> ContactState | None:
+        return self._contacts.get(phone)
+
+    def contacts(self, limit: int = 500) -> list[ContactState]:
+        """Most recently seen first."""
+        return heapq.nlargest(limit, self._contacts.values(), key=lambda c: c.last_seen)
+
+    def thread(self, phone: str, limit: int = 500) -> list[ThreadEntry]:
+        """The last `limit` entries of a phone's conversation, oldest first."""
+        locs = self._phone_locs.get(phone)
+        if not locs or limit <= 0:
+            return []
+        out: list[ThreadEntry] = []
+        for loc in locs[-limit:]:
+            doc = self._doc_at(loc)
+            if doc is not None:
+                out.append(self._entry(doc))
+        return out
+
+    def _entry(self, doc: dict) -> ThreadEntry:
+        kind = doc["kind"]
+        if kind == "callback":
+            return ThreadEntry(
+                at=doc["received_at"], direction="in", text=_body(doc), who="texter", seq=doc["seq"]
+            )
+        if kind == "response":
+            decision = doc.get("decision") or {}
+            return ThreadEntry(
+                at=doc["sent_at"],
+                direction="out",
+                text=str(decision.get("reply") or ""),
+                who=doc["answered_by"],
+                seq=doc["callback_seq"],
+                detail=_response_detail(doc),
+            )
+        mids = tuple(doc.get("message_ids") or ())
+        states = []
+        finals = []
+        for mid in mids:
+            if mid.startswith("-"):
+                states.append("failed")
+                finals.append(True)
+                continue
+            code = self._msg_state.get(mid, 0)
+            states.append(DELIVERY_NAMES[code & 7])
+            finals.append(bool(code & FINAL))
+        return ThreadEntry(
+            at=doc["sent_at"],
+            direction="out",
+            text=doc["body"],
+            who="outbound",
+            seq=doc["seq"],
+            message_ids=mids,
+            delivery=tuple(states),  # type: ignore[arg-type]
+            final=bool(finals) and all(finals),
+            detail=doc.get("error") or "",
+        )
+
+    def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
+        """The newest `limit` callbacks, oldest first."""
+        out = []
+        codec = CODECS["callback"]
+        for seq in self._cb_seqs[-limit:] if limit > 0 else ():
+            doc = self._doc_at(self._seq_loc[seq])
+            if doc is not None:
+                out.append(codec.from_doc(doc))
+        return out
+
+    def callback(self, seq: int) -> CallbackRecord | None:
+        if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
+            doc = self._doc_at(self._seq_loc[seq])
+            if doc is not None and doc.get("kind") == "callback":
+                return CODECS["callback"].from_doc(doc)
+        return None
+
+    def outbound(self, seq: int) -> OutboundRecord | None:
+        """The outbound record with this seq (an addition to the agreed API)."""
+        if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
+            doc = self._doc_at(self._seq_loc[seq])
+            if doc is not None and doc.get("kind") == "outbound":
+                return CODECS["outbound"].from_doc(doc)
+        return None
+
+    def response_for(self, callback_seq: int) -> ResponseRecord | None:
+        if 0 < callback_seq < len(self._resp_loc) and self._resp_loc[callback_seq] >= 0:
+            doc = self._doc_at(self._resp_loc[callback_seq])
+            if doc is not None:
+                return CODECS["response"].from_doc(doc)
+        return None
+
+    def stats(self) -> StoreStats:
+        c, r, o = self._counts
+        return StoreStats(
+            callbacks=c,
+            responses=r,
+            outbound=o,
+            phones=len(self._contacts),
+            segments=len(self._closed) + 1,
+        )
+
+    def _segments_snapshot(self) -> list[tuple[int, list[dict] | None, int]]:
+        """(segment, documents if in memory else None, file size), oldest first; thread-safe."""
+        mem = dict(self._mem)  # copy first: a segment leaves _mem only after it is in _closed
+        closed = list(self._closed)
+        sizes = dict(self._sizes)
+        out = []
+        for n in sorted(set(closed) | set(mem)):
+            ms = mem.get(n)
+            if ms is not None:
+                out.append((n, list(ms.raw().values()), 0))
+            else:
+                out.append((n, None, sizes.get(n, 0)))
+        return out
+
+    def search(self, text: str, *, batch: int = 20_000, limit: int = 5_000) -> Iterator[SearchProgress]:
+        """Case-insensitive substring search over message bodies, replies and phone numbers.
+
+        Newest first. Each `SearchProgress` carries the hits found since the previous one;
+        the last one has `done=True`. Stops after `limit` hits. The snapshot of the live
+        segment is taken here, so iterate from any thread.
+        """
+        segments = self._segments_snapshot()
+        c, r, o = self._counts
+        total = c + r + o
+        return _search(self.data_dir, segments, text.lower(), max(1, batch), limit, total)
+
+    def export_jsonl(self, out: TextIO) -> int:
+        """Write the whole history, oldest first, one JSON object per line; returns the count."""
+        count = 0
+        for n, docs, size in self._segments_snapshot():
+            if docs is not None:
+                for doc in docs:
+                    out.write(encode_json(doc))
+                    out.write("\n")
+                    count += 1
+                continue
+            for line in _lines_forward(self.data_dir / _seg_name(n), size):
+                doc_text = _doc_text(line)
+                if doc_text is not None:
+                    out.write(doc_text)
+                    out.write("\n")
+                    count += 1
+        return count
+
+    def close(self) -> None:
+        """Write + fsync everything and close the files. Safe to call twice."""
+        if self._closed_flag:
+            return
+        try:
+            if self._broken is None:
+                self.sync_blocking()
+        finally:
+            self._closed_flag = True
+            if self._catalog_thread is not None:
+                self._catalog_thread.join()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+            for ms in self._mem.values():
+                if ms.storage.fd >= 0:
+                    os.close(ms.storage.fd)
+                    ms.storage.fd = -1
+            self._close_read_fds()
+            os.close(self._lock_fd)
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class _Existing:
+    """A storage 'class' for TinyDB that hands back an already-open storage."""
+
+    def __init__(self, storage: JournalStorage) -> None:
+        self.storage = storage
+
+    def __call__(self) -> JournalStorage:
+        return self.storage
+
+
+def _arr(data: bytes) -> array:
+    a = array("q")
+    a.frombytes(data)
+    return a
+
+
+def _pread_line(fd: int, off: int) -> bytes:
+    size = 4096
+    while True:
+        data = os.pread(fd, size, off)
+        nl = data.find(b"\n")
+        if nl >= 0:
+            return data[:nl]
+        if len(data) < size:
+            raise ValueError("unterminated line")
+        size *= 4
+
+
+def _doc_text(line: str) -> str | None:
+    """The document part of a journal line (`{"t":..,"i":..,"d":DOC}`), without re-encoding."""
+    if line.startswith(RECORD_PREFIX):
+        cut = line.find(',"d":')
+        if cut > 0 and line.endswith("}"):
+            return line[cut + 5 : -1]
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("d"), dict):
+        return encode_json(obj["d"])
+    return None
+
+
+CHUNK = 1 << 20
+RECORD_PREFIX = '{"t":"records","i":'
+
+
+def _lines_forward(path: Path, size: int) -> Iterator[str]:
+    with open(path, "rb") as fh:
+        left = size
+        carry = b""
+        while left > 0:
+            data = fh.read(min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            carry = data[cut:]
+            for raw in data[:cut].split(b"\n")[:-1]:
+                yield raw.decode("utf-8", "replace")
+
+
+def _chunks_backward(path: Path, size: int) -> Iterator[str]:
+    """Whole lines of a file, in chunks read from the end; each chunk's lines in file order."""
+    with open(path, "rb") as fh:
+        end = size
+        carry = b""
+        while end > 0:
+            start = max(0, end - CHUNK)
+            fh.seek(start)
+            data = fh.read(end - start) + carry
+            end = start
+            if start > 0:
+                cut = data.find(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                carry = data[:cut]
+                data = data[cut:]
+            else:
+                carry = b""
+            if data:
+                yield data.decode("utf-8", "replace")
+
+
+def _hit(doc: Mapping[str, Any], needle: str) -> ThreadHit | None:
+    kind = doc.get("kind")
+    if kind == "callback":
+        phones = doc.get("phones") or ()
+        body = _body(doc) if doc.get("type") == "incoming_message" else ""
+        if (body and needle in body.lower()) or any(needle in p.lower() for p in phones):
+            return ThreadHit(
+                phone=phones[0] if phones else "",
+                at=doc["received_at"],
+                text=body or f"[{doc.get('type')}]",
+                seq=doc["seq"],
+                kind="callback",
+            )
+    elif kind == "response":
+        reply = str((doc.get("decision") or {}).get("reply") or "")
+        phone = doc.get("phone") or ""
+        if (reply and needle in reply.lower()) or (phone and needle in phone.lower()):
+            return ThreadHit(phone=phone, at=doc["sent_at"], text=reply, seq=doc["callback_seq"], kind="response")
+    elif kind == "outbound":
+        body = doc.get("body") or ""
+        phone = doc.get("phone") or ""
+        if needle in body.lower() or needle in phone.lower():
+            return ThreadHit(phone=phone, at=doc["sent_at"], text=body, seq=doc["seq"], kind="outbound")
+    return None
+
+
+def _search(
+    data_dir: Path,
+    segments: list[tuple[int, list[dict] | None, int]],
+    needle: str,
+    batch: int,
+    limit: int,
+    total: int,
+) -> Iterator[SearchProgress]:
+    scanned = 0
+    since = 0
+    found = 0
+    hits: list[ThreadHit] = []
+    if not needle:
+        yield SearchProgress([], 0, total, True)
+        return
+    raw_needle = encode_json(needle)[1:-1]  # how the needle looks inside a JSON line
+    for n, docs, size in reversed(segments):
+        if docs is not None:
+            for doc in reversed(docs):
+                scanned += 1
+                since += 1
+                h = _hit(doc, needle)
+                if h is not None:
+                    hits.append(h)
+                    found += 1
+                    if found >= limit:
+                        yield SearchProgress(hits, scanned, total, True)
+                        return
+                if since >= batch:
+                    yield SearchProgress(hits, scanned, total, False)
+                    hits, since = [], 0
+            continue
+        for chunk in _chunks_backward(data_dir / _seg_name(n), size):
+            lines = chunk.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            records = sum(1 for line in lines if line.startswith(RECORD_PREFIX))
+            scanned += records
+            since += records
+            lowered = chunk.lower()
+            if raw_needle in lowered:
+                for line in reversed(lines):
+                    if raw_needle not in line.lower():
+                        continue
+                    try:
+                        doc = json.loads(line).get("d")
+                    except (ValueError, AttributeError):
+                        continue
+                    h = _hit(doc, needle) if isinstance(doc, dict) else None
+                    if h is not None:
+                        hits.append(h)
+                        found += 1
+                        if found >= limit:
+                            yield SearchProgress(hits, scanned, total, True)
+                            return
+            if since >= batch or (hits and since >= 1000):
+                yield SearchProgress(hits, scanned, total, False)
+                hits, since = [], 0
+    yield SearchProgress(hits, scanned, total, True)
+
+
+# -- sidecar catalogs ---------------------------------------------------------------------------
+
+
+class _CatalogDamaged(Exception):
+    pass
+
+
+def _json_list(items: list, chunk: int = 5000) -> bytes:
+    """A JSON list encoded in pieces, so no single call holds the GIL for long."""
+    parts = [encode_json(items[i : i + chunk])[1:-1] for i in range(0, len(items), chunk)]
+    return ("[" + ",".join(p for p in parts if p) + "]").encode()
+
+
+def _write_catalog(data_dir: Path, snap: dict) -> None:
+    boundary = snap["boundary"]
+    names: list[str] = []
+    counts = array("q")
+    locs = array("q")
+    for phone, arr in snap["phones"].items():
+        part = arr[:]  # one C-level copy; later appends are past the boundary
+        if part and part[-1] >= boundary:
+            part = part[: bisect.bisect_left(part, boundary)]
+        if not part:
+            continue
+        names.append(phone)
+        counts.append(len(part))
+        locs.extend(part)
+    contacts = [
+        [c.phone, c.session_open, c.subscribed, list(c.tags), c.blacklisted, c.loop_flagged,
+         c.last_seen, c.carrier, c.messages_in, c.messages_out]
+        for c in snap["contacts"].values()
+    ]
+    msg_state = snap["msg_state"]
+    sections = {
+        "seq_loc": snap["seq_loc"],
+        "resp_loc": snap["resp_loc"],
+        "cb_seqs": snap["cb_seqs"],
+        "phone_names": _json_list(names),
+        "phone_counts": counts.tobytes(),
+        "phone_locs": locs.tobytes(),
+        "contacts": _json_list(contacts),
+        "mids": _json_list(list(msg_state.keys())),
+        "mid_states": array("b", msg_state.values()).tobytes(),
+    }
+    header = {
+        "v": 1,
+        "segment": snap["segment"],
+        "sizes": snap["sizes"],
+        "next_seq": snap["next_seq"],
+        "counts": snap["counts"],
+        "sub_created": snap["sub_created"],
+        "sections": [[name, len(data), zlib.crc32(data)] for name, data in sections.items()],
+    }
+    head = json.dumps(header).encode()
+    path = data_dir / _idx_name(snap["segment"])
+    chunks = [IDX_MAGIC, struct.pack("<QI", len(head), zlib.crc32(head)), head, *sections.values()]
+    write_durably(path, chunks)
+    # keep this sidecar and the one before it; older ones are superseded
+    for name in os.listdir(data_dir):
+        m = IDX_RE.match(name)
+        if m and int(m.group(1)) < snap["segment"] - 1:
+            try:
+                os.unlink(data_dir / name)
+            except OSError:
+                pass
+
+
+def _read_catalog(path: Path) -> dict:
+    data = path.read_bytes()
+    if not data.startswith(IDX_MAGIC) or len(data) < len(IDX_MAGIC) + 12:
+        raise _CatalogDamaged("bad header")
+    pos = len(IDX_MAGIC)
+    head_len, head_crc = struct.unpack_from("<QI", data, pos)
+    pos += 12
+    head = data[pos : pos + head_len]
+    if len(head) != head_len or zlib.crc32(head) != head_crc:
+        raise _CatalogDamaged("bad header checksum")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        raise _CatalogDamaged("bad header") from None
+    pos += head_len
+    sections: dict[str, bytes] = {}
+    for name, size, crc in header["sections"]:
+        part = data[pos : pos + size]
+        if len(part) != size or zlib.crc32(part) != crc:
+            raise _CatalogDamaged(f"bad {name} section")
+        sections[name] = part
+        pos += size
+    if pos != len(data):
+        raise _CatalogDamaged("trailing bytes")
+    return {"header": header, "sections": sections}
