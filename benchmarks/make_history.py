@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--phones", type=int, default=50_000)
-    ap.add_argument("--segment-records", type=int, default=100_000)
+    ap.add_argument("--segment-records", type=int, default=50_000)
     args = ap.parse_args()
 
     rng = random.Random(42)

@@ -32,7 +32,7 @@ def rss_mb() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", type=Path, required=True)
-    ap.add_argument("--segment-records", type=int, default=100_000)
+    ap.add_argument("--segment-records", type=int, default=50_000)
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--ingest", type=int, default=50_000)
     ap.add_argument("--query", default="refund coupon")

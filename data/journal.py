@@ -113,9 +113,22 @@ def load_journal(path: str | os.PathLike[str], notices: list[str]) -> tuple[list
     bad = 0
     end = data.rfind(b"\n") + 1
     torn = end < len(data)
+    lines = data[:end].split(b"\n")[:-1]
+    del data
     offset = 0
     loads = json.loads
-    for raw in data[:end].split(b"\n")[:-1]:
+    # One parse for the whole file when it is clean: faster, and json's key memo then shares
+    # the key strings of all documents (a large saving in memory for a 100k-record segment).
+    try:
+        objs = loads(b"[" + b",".join(lines) + b"]") if lines else []
+    except ValueError:
+        objs = None
+    if objs is not None and len(objs) == len(lines) and all(map(_valid, objs)):
+        for raw, obj in zip(lines, objs):
+            entries.append((offset, obj))
+            offset += len(raw) + 1
+        lines = []
+    for raw in lines:
         try:
             obj = loads(raw)
         except ValueError:
@@ -127,7 +140,6 @@ def load_journal(path: str | os.PathLike[str], notices: list[str]) -> tuple[list
         offset += len(raw) + 1
     if bad:
         aside = move_aside(path)
-        lines = data[:end].split(b"\n")[:-1]
         good: list[bytes] = []
         fixed: list[tuple[int, dict]] = []
         pos = 0
