@@ -4,6 +4,7 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -29,8 +30,6 @@ from server.broker import (
 from server.config import Config
 from server.contract import normalise_phone
 from server.runner import GatewayServer
-from server.simulator.demo import Demo, start_demo
-from server.sl_client import SLClient
 
 from .clipboard import copy_text
 from .safe import plain_line
@@ -42,6 +41,10 @@ from .widgets.event_log import EventLog, describe, rejected_line
 from .widgets.held_queue import HeldQueue
 from .widgets.status_bar import StatusBar
 from .widgets.thread_view import ThreadView
+
+if TYPE_CHECKING:
+    from server.simulator.demo import Demo
+    from server.sl_client import SLClient
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
@@ -85,10 +88,22 @@ class SwitchboardApp(App[None]):
         self._phone = ""
         self._thread_ids: set[str] = set()
         self._stopping = False
-        self.sl_client: SLClient | None = (
-            SLClient(config.sl_url, config.sl_api_key) if config.sl_url else None
-        )
+        self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
+
+    async def _connect_sl(self, gateway_url: str) -> None:
+        """The SL API for outbound messages: --sl-url, or the simulator in --demo."""
+        if self.config.demo:
+            from server.simulator.demo import start_demo
+            from server.sl_client import SLClient
+
+            self._demo = await start_demo(gateway_url, rate=self.config.demo_rate, seed=self.config.demo_seed)
+            self.sl_client = SLClient(self._demo.sl_url, self._demo.sl_api_key)
+            self.query_one(StatusBar).notice = "DEMO: traffic from the built-in SL simulator"
+        elif self.config.sl_url:
+            from server.sl_client import SLClient
+
+            self.sl_client = SLClient(self.config.sl_url, self.config.sl_api_key)
 
     # -- layout ------------------------------------------------------------------------
 
@@ -125,10 +140,7 @@ class SwitchboardApp(App[None]):
             self.exit(message=f"switchboard: {exc.strerror or exc}")
             return
         status.gateway_url = url
-        if self.config.demo:
-            self._demo = await start_demo(url, rate=self.config.demo_rate, seed=self.config.demo_seed)
-            self.sl_client = SLClient(self._demo.sl_url, self._demo.sl_api_key)
-            status.notice = f"DEMO: simulated SL at {self._demo.sl_url}"
+        await self._connect_sl(url)
         for notice in self.store.notices:
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick)
