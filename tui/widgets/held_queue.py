@@ -150,7 +150,7 @@ class HeldQueue(ScrollView, can_focus=True):
         base = self.rich_style
         if index >= len(self._items):
             if index == 0:
-                hint = Text(" No held callbacks. Waiting for the SL…", style="dim")
+                hint = Text(" Nothing held. Waiting for texts…", style="dim")
                 return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
             return Strip.blank(width, base)
         item = self._items[index]

@@ -60,7 +60,7 @@ class ThreadView(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=2000)
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=2000, min_width=20)
         self.phone: str = ""
 
     def show(self, phone: str, entries: list[ThreadEntry]) -> None:
