@@ -119,10 +119,22 @@ def load_journal(path: str | os.PathLike[str], notices: list[str]) -> tuple[list
     loads = json.loads
     # One parse for the whole file when it is clean: faster, and json's key memo then shares
     # the key strings of all documents (a large saving in memory for a 100k-record segment).
-    try:
-        objs = loads(b"[" + b",".join(lines) + b"]") if lines else []
-    except ValueError:
-        objs = None
+    objs = None
+    if lines:
+        first, last = lines[0], lines[-1]
+        lines[0] = b"[" + first
+        lines[-1] = lines[-1] + b"]"
+        joined = b",".join(lines)  # brackets included: no further copy before decoding
+        lines[0], lines[-1] = first, last
+        if len(lines) == 1:
+            lines[0] = first
+        try:
+            objs = loads(joined)
+        except ValueError:
+            objs = None
+        del joined
+    else:
+        objs = []
     if objs is not None and len(objs) == len(lines) and all(map(_valid, objs)):
         for raw, obj in zip(lines, objs):
             entries.append((offset, obj))

@@ -357,6 +357,7 @@ class HistoryStore:
         finally:
             if gc_was_enabled:
                 gc.enable()
+        _release_free_memory()
         return store
 
     def _abandon(self) -> None:
@@ -1038,6 +1039,16 @@ class HistoryStore:
                     ms.storage.fd = -1
             self._close_read_fds()
             os.close(self._lock_fd)
+
+
+def _release_free_memory() -> None:
+    """Hand the parse buffers freed after open back to the OS (glibc keeps them otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _retrieve(task: asyncio.Future) -> None:
