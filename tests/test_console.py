@@ -12,6 +12,7 @@ import pytest
 
 from server.config import Config, GatewayConfig
 from tui.app import SwitchboardApp
+from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
@@ -173,3 +174,25 @@ async def test_history_is_shown_after_a_restart(tmp_path):
             assert "remembered reply" in thread_text
     finally:
         second.close()
+
+
+async def test_search_finds_a_message_and_opens_its_thread(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n, body in enumerate(["where is my parcel", "opening hours?"]):
+            request = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": f"555000111{n}", "body": body}))
+            await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+            await pilot.press("ctrl+o")
+            await asyncio.wait_for(request, 5)
+            await wait_until(pilot, lambda: app.query_one(Composer).item is None)
+        await pilot.press("f5")
+        await pilot.press(*"PARCEL", "enter")
+        hits = app.screen.query_one("#hits")
+        await wait_until(pilot, lambda: hits.option_count >= 1)
+        progress = str(app.screen.query_one("#search-progress").render())
+        assert "1 result" in progress
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+        thread_text = "\n".join(strip.text for strip in app.query_one("#thread").lines)
+        assert "where is my parcel" in thread_text
+        assert "opening hours" not in thread_text

@@ -34,6 +34,7 @@ from server.runner import GatewayServer
 from .clipboard import copy_text
 from .safe import plain_line
 from .screens.help import HelpScreen
+from .screens.search import SearchScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
 from .widgets.composer import Composer
 from .widgets.contact_panel import ContactPanel
@@ -67,6 +68,7 @@ class SwitchboardApp(App[None]):
         Binding("f2", "copy('phone')", "Copy phone", id="copy_phone", show=False),
         Binding("f3", "copy('body')", "Copy text", id="copy_body", show=False),
         Binding("f4", "copy('response')", "Copy response", id="copy_response", show=False),
+        Binding("f5", "search", "Search", id="search", tooltip="Search the whole history"),
         Binding("f6", "new_message", "New message", id="new_message",
                 tooltip="Send a message to any phone through the SL API"),
         Binding("f9", "close_session", "Close session", id="close_session", show=False,
@@ -399,6 +401,13 @@ class SwitchboardApp(App[None]):
             self.notify(f"Nothing to copy ({what}).", severity="warning", timeout=3)
             return
         self.notify(copy_text(self, text), title=f"Copy {what}", timeout=3)
+
+    def action_search(self) -> None:
+        def chosen(phone: str | None) -> None:
+            if phone:
+                self._show_phone(phone)
+
+        self.push_screen(SearchScreen(self.store), chosen)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -11,23 +11,24 @@ from textual.widgets import Markdown
 HELP = """\
 # Switchboard keys
 
-| Key | Where | What it does |
-|---|---|---|
-| `enter` | reply, reprocess or tags field | Send the answer |
-| `ctrl+s` | anywhere | Send the answer |
-| `ctrl+o` | anywhere | Answer with an empty response (no reply to the texter) |
-| `ctrl+t` | anywhere | Toggle `close_session` |
-| `ctrl+r` | anywhere | Jump to the `reprocess` field |
-| `ctrl+n` / `f8` | anywhere | Next held item (newer) |
-| `ctrl+b` / `f7` | anywhere | Previous held item (older) |
-| `tab` / `shift+tab` | anywhere | Move between queue, fields and panels |
-| `up` / `down`, `enter` | queue | Move, answer the highlighted item |
-| `f2` | anywhere | Copy the phone number |
-| `f3` | anywhere | Copy the message body |
-| `f4` | anywhere | Copy the last response sent to this phone |
-| `ctrl+p` | anywhere | Command palette (every action) |
-| `f1` | anywhere | This help |
-| `ctrl+q` | anywhere | Quit: every held request gets the fallback first |
+| Key | What it does |
+|---|---|
+| `enter` | In the reply, reprocess or tags field: send the answer |
+| `ctrl+s` | Send the answer from anywhere |
+| `ctrl+o` | Answer with an empty response (nothing goes to the texter) |
+| `ctrl+t` | Toggle `close_session` |
+| `ctrl+r` | Jump to the `reprocess` field |
+| `ctrl+n` `f8` | Next held item (newer) |
+| `ctrl+b` `f7` | Previous held item (older) |
+| `up` `down` `enter` | In the queue: move, answer the highlighted item |
+| `tab` `shift+tab` | Move between queue, fields and panels |
+| `f2` `f3` `f4` | Copy the phone number / message text / last response sent |
+| `f5` | Search the whole history |
+| `f6` | New message to any phone through the SL API (`send_message`) |
+| `f9` | Close the selected phone's session through the SL API (`close_sessions`) |
+| `ctrl+p` | Command palette (every action) |
+| `f1` | This help |
+| `ctrl+q` | Quit: every held request gets the fallback first |
 
 ## Before you answer
 - **auto_subscribe**: the SL subscribes the texter and sends its own confirmation; a reply makes two messages.
