@@ -11,6 +11,7 @@ multipart bodies and unknown charsets.
 from __future__ import annotations
 
 import codecs
+from functools import lru_cache
 import json
 from email.message import Message
 from email.parser import BytesParser
@@ -23,12 +24,25 @@ class FormError(ValueError):
     """A body that cannot be read as callback fields; the message is the 400's reason."""
 
 
+def _text_codec(name: str) -> str | None:
+    """The codec's canonical name if `name` is a text encoding, else None. `codecs.lookup`
+    also finds bytes-to-bytes codecs (base64, rot13, zlib...) that `bytes.decode` refuses
+    with LookupError, and raises ValueError on names holding a NUL."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
+
+
 def _charset(params: Mapping[str, str], default: str = "utf-8") -> str:
     name = params.get("charset", default).strip().strip('"') or default
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        raise FormError(f"unknown charset {name!r} in Content-Type") from None
+    codec = _text_codec(name)
+    if codec is None:
+        raise FormError(f"unknown charset {name!r} in Content-Type")
+    return codec
 
 
 def _pairs_urlencoded(text: str, charset: str, what: str, max_fields: int) -> list[tuple[str, str]]:
@@ -40,7 +54,7 @@ def _pairs_urlencoded(text: str, charset: str, what: str, max_fields: int) -> li
             errors="strict",
             max_num_fields=max_fields,
         )
-    except UnicodeDecodeError:
+    except UnicodeError:  # UnicodeDecodeError, or the plain UnicodeError some codecs raise
         raise FormError(f"{what} is not valid {charset} after percent-decoding") from None
     except ValueError as exc:  # max_num_fields exceeded
         raise FormError(f"{what} has too many fields (limit {max_fields})") from exc
@@ -49,7 +63,7 @@ def _pairs_urlencoded(text: str, charset: str, what: str, max_fields: int) -> li
 def _decode(raw: bytes, charset: str, what: str) -> str:
     try:
         return raw.decode(charset)
-    except UnicodeDecodeError:
+    except UnicodeError:  # e.g. the 'undefined' and 'idna' codecs raise plain UnicodeError
         raise FormError(f"{what} is not valid {charset}") from None
 
 
@@ -93,14 +107,27 @@ def _pairs_multipart(raw: bytes, content_type: str, charset: str) -> list[tuple[
             continue
         payload = part.get_payload(decode=True) or b""
         part_charset = part.get_content_charset() or charset
-        try:
-            codecs.lookup(part_charset)
-        except LookupError:
-            raise FormError(f"unknown charset {part_charset!r} in a multipart part") from None
+        if _text_codec(part_charset) is None:
+            raise FormError(f"unknown charset {part_charset!r} in a multipart part")
         pairs.append((str(name), _decode(payload, part_charset, f"multipart field {name!r}")))
     if message.defects and not pairs:
         raise FormError("multipart body could not be parsed")
     return pairs
+
+
+@lru_cache(maxsize=256)
+def _parse_content_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """(mime type, lower-cased parameters); cached, since an SL sends the same header every time."""
+    if not content_type.strip():
+        return "", {}
+    header = Message()
+    try:
+        header["content-type"] = content_type
+        mime = header.get_content_type()
+        params = {str(k).lower(): str(v) for k, v in (header.get_params() or [])[1:]}
+    except Exception:
+        raise FormError("Content-Type header could not be parsed") from None
+    return mime, params
 
 
 def read_fields(
@@ -113,13 +140,7 @@ def read_fields(
     """Merge query-string and body fields. `content_type` is the raw header.
     Returns (fields, notes); notes are warnings about the request's shape (repeated
     keys) worth showing to QA."""
-    header = Message()
-    try:
-        header["content-type"] = content_type
-        mime = header.get_content_type() if content_type.strip() else ""
-        params = {str(k).lower(): str(v) for k, v in (header.get_params() or [])[1:]}
-    except Exception:
-        raise FormError("Content-Type header could not be parsed") from None
+    mime, params = _parse_content_type(content_type)
     pairs: list[tuple[str, str]] = []
     if query_string:
         if not query_string.isascii():
@@ -143,6 +164,14 @@ def read_fields(
             )
     if len(pairs) > max_fields:
         raise FormError(f"request has too many fields (limit {max_fields})")
+    for key, value in pairs:
+        # JSON escapes and some codecs (utf-7, unicode_escape) can yield lone surrogates:
+        # not Unicode, and the store cannot write them (it would answer 503, not 400).
+        for text in (key, value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FormError(f"field {key!r} holds a lone surrogate: not valid Unicode") from None
     return _merge(pairs)
 
 

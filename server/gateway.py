@@ -85,20 +85,14 @@ def _reject(request: web.Request, status: int, reason: str) -> web.Response:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than `limit` bytes."""
+    """The body, or None when it is larger than `limit` bytes (the app's client_max_size
+    is `limit`, so aiohttp stops reading as soon as it is exceeded)."""
     if request.content_length is not None and request.content_length > limit:
         return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return None
 
 
 def _wire(encoded: EncodedResponse) -> web.Response:
@@ -120,7 +114,8 @@ async def handle_callback(request: web.Request) -> web.Response:
         return _reject(request, 413, f"body larger than {config.max_body} bytes")
     try:
         fields, notes = read_fields(
-            query_string=request.query_string,
+            # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
+            query_string=request.rel_url.raw_query_string,
             content_type=request.headers.get("Content-Type", ""),
             body=body,
             max_fields=config.max_fields,
@@ -290,7 +285,7 @@ async def never_500(
 
 def make_gateway(config: GatewayConfig, broker: Broker, store: HistoryStore) -> web.Application:
     """The gateway application: POST callbacks at `config.path`, GET /healthz."""
-    app = web.Application(middlewares=[never_500], client_max_size=config.max_body + 1)
+    app = web.Application(middlewares=[never_500], client_max_size=config.max_body)
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
     app[STORE_KEY] = store
