@@ -196,3 +196,15 @@ async def test_search_finds_a_message_and_opens_its_thread(store, tmp_path):
         thread_text = "\n".join(strip.text for strip in app.query_one("#thread").lines)
         assert "where is my parcel" in thread_text
         assert "opening hours" not in thread_text
+
+
+async def test_every_console_action_is_in_the_command_palette(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for expected in ("Send (ctrl+s)", "Send empty (ctrl+o)", "close_session (ctrl+t)", "Search (f5)", "New message (f6)"):
+            assert expected in titles
+        await pilot.press("ctrl+o")
+        await asyncio.wait_for(request, 5)

@@ -4,13 +4,15 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
@@ -106,6 +108,21 @@ class SwitchboardApp(App[None]):
             from server.sl_client import SLClient
 
             self.sl_client = SLClient(self.config.sl_url, self.config.sl_api_key)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every binding of the console is also a command in the palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or binding.action in ("quit", "help"):
+                continue
+            if self.check_action(binding.action.split("(")[0], ()) is None:
+                continue
+            keys = binding.key.replace(",", " / ")
+            yield SystemCommand(
+                f"{binding.description} ({keys})",
+                binding.tooltip or binding.description,
+                partial(self.run_action, binding.action),
+            )
 
     # -- layout ------------------------------------------------------------------------
 
