@@ -91,6 +91,10 @@ class LinePrinter:
 
 
 async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.stdout) -> int:
+    # What the store repaired while opening (a torn write cut off, a corrupt segment moved
+    # aside): the console shows these; with no console they would go unseen.
+    for notice in store.notices:
+        print(f"switchboard: notice: {neutralise_line(notice)}", file=sys.stderr, flush=True)
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, config.gateway.fallback))
     broker.subscribe(LinePrinter(out))
