@@ -4,6 +4,7 @@ headless mode's): an `AppRunner` plus a `TCPSite`, no threads."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import replace
 
@@ -55,8 +56,11 @@ class GatewayServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(
-                exc.errno, f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}"
+                exc.errno,
+                f"cannot listen on {self.config.host}:{self.config.port}: {reason}"
+                " (choose another --port, or --port 0 for any free one)",
             ) from None
         self._runner = runner
         port = self.config.port

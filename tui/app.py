@@ -156,7 +156,7 @@ class SwitchboardApp(App[None]):
         try:
             url = await self.server.start()
         except OSError as exc:
-            self.exit(message=f"switchboard: {exc.strerror or exc}")
+            self.exit(return_code=2, message=f"switchboard: {exc.strerror or exc}")
             return
         status.gateway_url = url
         await self._connect_sl(url)
