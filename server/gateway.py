@@ -93,6 +93,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
+    except web.RequestPayloadError as exc:
+        # A Content-Encoding that does not decode, a malformed chunked body: the client's
+        # fault, a 400 (not a 503 through never_500). aiohttp's text spans two lines.
+        cause = getattr(exc.__cause__, "message", None) or str(exc)
+        raise FormError(f"request body could not be read: {' '.join(str(cause).split())}") from None
+
+
+def _closing(response: web.Response) -> web.Response:
+    """Send `Connection: close` when the body was not (or could not be) read: aiohttp drops
+    such a connection after answering, and a client that reused it would see a disconnect."""
+    response.force_close()
+    return response
 
 
 def _wire(encoded: EncodedResponse) -> web.Response:
@@ -109,9 +121,12 @@ async def handle_callback(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     stats = request.app[STATS_KEY]
 
-    body = await _read_body(request, config.max_body)
+    try:
+        body = await _read_body(request, config.max_body)
+    except FormError as exc:
+        return _closing(_reject(request, 400, str(exc)))
     if body is None:
-        return _reject(request, 413, f"body larger than {config.max_body} bytes")
+        return _closing(_reject(request, 413, f"body larger than {config.max_body} bytes"))
     try:
         fields, notes = read_fields(
             # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
