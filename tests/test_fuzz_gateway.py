@@ -5,8 +5,10 @@ plus slow and oversized clients on a raw socket."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
+import zlib
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
@@ -273,20 +275,29 @@ async def fuzz_client(aiohttp_client, gateway_store):
     return await aiohttp_client(make_gateway(GATEWAY, broker, gateway_store))
 
 
+FORM = "application/x-www-form-urlencoded"
 NO_CONTROLS = {c: None for c in [*range(0x20), 0x7F] if c != 0x09}
 WELL_FORMED = {"type": "delivery_report", "api_key": "key-1", "message_id": "probe", "final": "1", "status": "1"}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies, content_type=content_types(), query=query_strings(),
-       fields=st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS), field_value, max_size=6)))
-async def test_gateway_never_500_and_keeps_working(fuzz_client, body, content_type, query, fields):
+       fields=st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS), field_value, max_size=6)),
+       encoding=st.sampled_from([None, None, None, "gzip", "deflate", "br", "identity", "x-nope"]),
+       compress=st.booleans())
+async def test_gateway_never_500_and_keeps_working(fuzz_client, body, content_type, query, fields, encoding, compress):
     if fields is not None:  # a mostly-valid form body, so 200/403 paths are exercised too
         body = "&".join(f"{quote_from_bytes(k.encode())}={quote_from_bytes(v.encode('utf-8', 'replace'))}"
                         for k, v in fields.items()).encode()
     url = URL("/?" + query, encoded=True) if query else URL("/")
-    content_type = content_type.translate(NO_CONTROLS)  # the client refuses to send those
-    response = await fuzz_client.post(url, data=body, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type.translate(NO_CONTROLS)}  # the client refuses controls
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+        if compress and encoding == "gzip":
+            body = gzip.compress(body)
+        elif compress and encoding == "deflate":
+            body = zlib.compress(body)
+    response = await fuzz_client.post(url, data=body, headers=headers)
     text = await response.text(errors="replace")
     assert response.status in {200, 400, 403, 413}, (response.status, text)
     if response.status != 200:
@@ -302,6 +313,17 @@ async def test_gateway_percent_encoded_utf8_query_string(fuzz_client, gateway_st
     assert response.status == 200, await response.text()
     record = gateway_store.recent_callbacks(1)[0]
     assert record.fields["message_id"] == "été+1%25"
+
+
+async def test_gateway_body_that_does_not_decode_is_400_not_503(fuzz_client):
+    """A Content-Encoding that fails to decode made request.read() raise RequestPayloadError,
+    which never_500 turned into a 503 ("try again later") for a request that can never work."""
+    response = await fuzz_client.post("/", data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    text = await response.text()
+    assert response.status == 400 and _one_line(text) and "content-encoding" in text, text
+    good = gzip.compress(b"type=delivery_report&api_key=key-1&message_id=gz&final=1&status=1")
+    response = await fuzz_client.post("/", data=good, headers={"Content-Encoding": "gzip", "Content-Type": FORM})
+    assert response.status == 200, await response.text()
 
 
 async def test_gateway_lone_surrogate_is_400_not_503(fuzz_client):
@@ -393,6 +415,22 @@ async def test_trickled_chunked_body_over_limit_is_413_before_it_ends(raw_server
     assert status.startswith(b"HTTP/1.1 413"), status
     await _probe(raw_server)
     writer.close()
+
+
+async def test_gzip_bomb_is_413_with_bounded_memory(raw_server):
+    bomb = gzip.compress(b"body=" + b"x" * 100_000_000)  # 100 MB inflated, ~100 KB on the wire
+    await _probe(raw_server)
+    before = _rss_kb()
+    reader, writer = await asyncio.open_connection(raw_server.host, raw_server.port)
+    head = _headers(len(bomb)).replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n")
+    writer.write(head + bomb)
+    await writer.drain()
+    status = await _status_line(reader, timeout=10)
+    assert status.startswith(b"HTTP/1.1 413"), status
+    grown_mb = (_rss_kb() - before) / 1024
+    assert grown_mb < 20, f"RSS grew by {grown_mb:.1f} MB"
+    writer.close()
+    await _probe(raw_server)
 
 
 def _rss_kb() -> int:
