@@ -311,6 +311,29 @@ def test_unusable_data_dir_is_refused_in_one_line(tmp_path, mode):
         data_dir.chmod(0o700)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_data_dir_even_root_cannot_write_is_refused_in_one_line(tmp_path):
+    """Runs as root too: /proc refuses new files whoever asks (no lock file, no probe)."""
+    for data_dir in (Path("/proc"), Path("/proc/switchboard-test-missing")):
+        for args in _both_commands(data_dir, tmp_path):
+            _assert_clean_refusal(_run_cli(args))
+
+
+async def test_data_dir_in_use_by_another_switchboard_is_refused(tmp_path):
+    data_dir = tmp_path / "history"
+    first = Headless(tmp_path, data_dir, "first")
+    try:
+        await first.wait_url()
+        for args in _both_commands(data_dir, tmp_path):
+            done = _run_cli(args)
+            _assert_clean_refusal(done)
+            assert "in use" in done.stderr
+        first.proc.send_signal(signal.SIGTERM)
+        assert await first.wait_exit(5) == 0
+    finally:
+        first.kill()
+
+
 async def test_corrupt_segment_is_moved_aside_and_headless_starts(tmp_path):
     data_dir = tmp_path / "history"
     store = HistoryStore.open(data_dir)
