@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python run.py",
         description="Switchboard: answer Service Layer SMS callbacks by hand.",
-        epilog="Tools: 'python run.py export --help'.",
+        epilog="Tools: 'python run.py simulate --help', 'python run.py serve-sl --help', 'python run.py export --help'.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
@@ -150,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
+    if argv and argv[0] == "simulate":
+        from server.simulator.cli import simulate_main
+
+        return simulate_main(argv[1:])
+    if argv and argv[0] == "serve-sl":
+        from server.simulator.cli import serve_sl_main
+
+        return serve_sl_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.demo and args.headless:

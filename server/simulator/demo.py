@@ -1,0 +1,52 @@
+"""`--demo`: the simulated SL in the console's own loop, posting to the console's gateway
+and serving the SL API the console sends through."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .sl import SimulatedSL
+from .sl_api import make_sl_api
+from .texters import Crowd
+
+
+@dataclass
+class Demo:
+    sl_url: str
+    sl_api_key: str
+    sl: SimulatedSL
+    _runner: web.AppRunner
+    _crowd_task: asyncio.Task
+    _stopped: bool = field(default=False)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._crowd_task.cancel()
+        await asyncio.gather(self._crowd_task, return_exceptions=True)
+        await self.sl.close()
+        await self._runner.cleanup()
+
+
+async def start_sl_api(sl: SimulatedSL, api_key: str, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(make_sl_api(sl, api_key), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = next(addr[1] for addr in runner.addresses if isinstance(addr, tuple))
+    return runner, f"http://{host}:{bound}/api/"
+
+
+async def start_demo(gateway_url: str, *, rate: float = 1.0, seed: int | None = None,
+                     api_key: str = "demo-key", host: str = "127.0.0.1") -> Demo:
+    """Start the SL API on a free loopback port and a crowd of texters posting to `gateway_url`.
+    The first text is posted at once, so the queue fills within seconds."""
+    sl = SimulatedSL(gateway_url, api_key=api_key, seed=seed)
+    runner, sl_url = await start_sl_api(sl, api_key, host)
+    crowd = Crowd(sl, rate=rate)
+    task = asyncio.get_running_loop().create_task(crowd.run(), name="demo-crowd")
+    return Demo(sl_url=sl_url, sl_api_key=api_key, sl=sl, _runner=runner, _crowd_task=task)
