@@ -208,3 +208,17 @@ async def test_every_console_action_is_in_the_command_palette(store, tmp_path):
             assert expected in titles
         await pilot.press("ctrl+o")
         await asyncio.wait_for(request, 5)
+
+
+async def test_keys_typed_right_after_ctrl_r_land_in_the_reprocess_field(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        # Queue every key at once, as a paste or tmux send-keys does.
+        from textual import events
+
+        for key, char in [("h", "h"), ("i", "i"), ("ctrl+t", None), ("ctrl+r", None), ("k", "k"), ("w", "w"), ("enter", "\r")]:
+            app.post_message(events.Key(key, char))
+        _, _, body = await asyncio.wait_for(request, 5)
+        assert json.loads(body) == {"body": "hi", "close_session": True, "reprocess": "kw"}

@@ -103,7 +103,7 @@ class SwitchboardApp(App[None]):
 
             self._demo = await start_demo(gateway_url, rate=self.config.demo_rate, seed=self.config.demo_seed)
             self.sl_client = SLClient(self._demo.sl_url, self._demo.sl_api_key)
-            self.query_one(StatusBar).notice = "DEMO: traffic from the built-in SL simulator"
+            self.query_one(StatusBar).notice = "DEMO"
         elif self.config.sl_url:
             from server.sl_client import SLClient
 
@@ -456,9 +456,11 @@ class SwitchboardApp(App[None]):
             return
         self._stopping = True
         self._unsubscribe()
+        # Answer the held requests first (the simulator gets the fallback like any SL would),
+        # then stop the simulated traffic.
+        await self.server.stop()
         if self._demo is not None:
             await self._demo.stop()
-        await self.server.stop()
         if self.sl_client is not None:
             await self.sl_client.close()
 

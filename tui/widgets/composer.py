@@ -205,15 +205,20 @@ class Composer(Vertical):
         if not box.disabled:
             box.value = not box.value
 
+    def _focus_now(self, selector: str) -> None:
+        # Widget.focus() is deferred: keys typed right after ctrl+r (fast typists, pastes,
+        # tmux send-keys) would land in the old field. Move the focus before the next key.
+        self.screen.set_focus(self.query_one(selector, Input))
+
     def focus_reply(self) -> None:
         item = self.item
         if item is not None and item.record.type == CallbackType.SUBSCRIPTION_CREATED:
-            self.query_one("#tags", Input).focus()
+            self._focus_now("#tags")
         else:
-            self.query_one("#reply", Input).focus()
+            self._focus_now("#reply")
 
     def focus_reprocess(self) -> None:
-        self.query_one("#reprocess", Input).focus()
+        self._focus_now("#reprocess")
 
     def submit(self, *, empty: bool = False) -> None:
         """Validate and post `Submitted`; a bad answer is refused with a one-line reason."""
