@@ -3,6 +3,7 @@ It never raises for network or HTTP errors: each call returns the reason instead
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 
@@ -13,6 +14,28 @@ NEGATIVE_IDS = {
     "-2": "phone is blacklisted (opted out)",
     "-3": "flood limit reached for this phone",
 }
+
+
+MAX_ANSWER = 1 << 20
+"""Bytes of an SL answer read at most."""
+
+
+def _charset(name: str | None) -> str:
+    try:
+        return codecs.lookup(name or "utf-8").name
+    except LookupError:
+        return "utf-8"
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_ANSWER:
+            break
+    return b"".join(chunks)[:MAX_ANSWER]
 
 
 @dataclass(frozen=True)
@@ -35,17 +58,19 @@ class SLClient:
         url = self.base_url + method
         try:
             async with self._session.post(url, data={"api_key": self.api_key, **params}) as response:
-                text = await response.text(errors="replace")
+                raw = await _read_capped(response)
+                text = raw.decode(_charset(response.charset), errors="replace")
                 if response.status != 200:
-                    first = text.strip().splitlines()[0] if text.strip() else "(no message)"
+                    first = text.strip().splitlines()[0].strip() if text.strip() else "(no message)"
                     return None, f"{method}: HTTP {response.status}: {first[:200]}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"cannot reach the SL at {url}: {exc or type(exc).__name__}"
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return None, f"cannot reach the SL at {url}: {reason}"
         if not text.strip():
             return {}, ""
         try:
             return json.loads(text), ""
-        except ValueError:
+        except (ValueError, RecursionError):
             return None, f"{method}: the SL answered something that is not JSON"
 
     async def send_message(self, phone: str, body: str, *, action_expected: bool = False) -> SendResult:
@@ -63,12 +88,22 @@ class SLClient:
         return SendResult(message_ids=ids, error="; ".join(refused))
 
     async def close_sessions(self, phones: list[str]) -> str:
+        """'' on success, else a one-line error."""
         _, error = await self._call("close_sessions", {"phone_numbers": ",".join(phones)})
         return error
 
     async def delivery_status(self, ids: list[str]) -> dict[str, int]:
+        """Found message ids -> status (0 pending, 1 delivered, 2 failed, 4 queued); {} on any error."""
         data, error = await self._call("delivery_status", {"message_ids": ",".join(ids)})
-        return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) and not error else {}
+        if error or not isinstance(data, dict):
+            return {}
+        found: dict[str, int] = {}
+        for key, value in data.items():
+            try:
+                found[str(key)] = int(value)
+            except (TypeError, ValueError):
+                continue
+        return found
 
     async def close(self) -> None:
         if self._session is not None:

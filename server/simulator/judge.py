@@ -26,8 +26,11 @@ class Verdict:
 
 
 def _bool(value: object) -> bool | None:
+    """JSON true/false, or a documented spelling (README.md: 1/t/true/y/yes, 0/f/false/n/no)."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str):
         return parse_bool(value)
     return None
@@ -51,7 +54,7 @@ def _judge_message(body: str) -> Verdict:
         return Verdict(reply=body)
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return Verdict(violations=("response starts like JSON but is not valid JSON",))
     if not isinstance(value, dict):
         return Verdict(violations=("JSON response is not an object",))

@@ -11,6 +11,8 @@ A scenario is a JSON list of steps::
 
 `expect` may hold `status`, `body` (exact text), `json` (an object the body must equal),
 `empty: true`, or `tags` (a list). A step without `expect` only checks the contract.
+Other keys of a step (e.g. "note") are comments. The simulator sends exactly the steps'
+callbacks: replies are not followed by delivery reports, reprocess texts are not sent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+EXPECT_KEYS = frozenset({"status", "body", "json", "empty", "tags"})
 
 
 class ScenarioError(ValueError):
@@ -56,6 +61,14 @@ def load_scenario(path: Path) -> list[Step]:
         expect = item.get("expect", {})
         if not isinstance(expect, dict):
             raise ScenarioError(f"step {n}: 'expect' must be an object")
+        unknown = sorted(set(expect) - EXPECT_KEYS)
+        if unknown:
+            raise ScenarioError(f"step {n}: unknown expectation(s) {', '.join(unknown)}"
+                                f" (use {', '.join(sorted(EXPECT_KEYS))})")
+        if "tags" in expect and not isinstance(expect["tags"], list):
+            raise ScenarioError(f"step {n}: 'tags' must be a list of strings")
+        if "status" in expect and not isinstance(expect["status"], int):
+            raise ScenarioError(f"step {n}: 'status' must be an integer")
         steps.append(Step(send, float(wait), expect))
     return steps
 

@@ -3,36 +3,54 @@
 It keeps the session table, subscriptions, the blacklist and every message it sends to
 a virtual phone (with ids and delivery states); it posts callbacks to a gateway as
 form-encoded POSTs, reads each response as the SL would (see judge.py) and applies the
-effects: a reply is delivered (and later reported), close_session ends the session,
-reprocess comes back as a new incoming message, tags are recorded.
+effects: a reply is delivered (and later reported), close_session ends the session (and
+the app hears `session_closed`, as for a session closed "for any reason"), reprocess
+comes back as a new incoming message from the same phone, tags are recorded.
+
+Everything runs as tasks in the caller's asyncio loop: no threads, no blocking calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import random
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Coroutine
 
 import aiohttp
 
-from ..contract import CallbackType
-from ..segments import split_parts
+from ..contract import CallbackType, parse_sent_at
+from ..segments import count_segments, is_gsm7
 from .judge import Verdict, judge_response
+from .phrases import FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
+
+FLOOD_WINDOW = 60.0
+"""Default seconds over which `flood_limit` messages per phone are allowed."""
+
+OPT_OUT = frozenset({"STOP", "END", "QUIT", "CANCEL", "UNSUBSCRIBE", "Q", "STP", "RE: STOP", "RE:STOP",
+                     "REMOVE", "TERMINATE", "OPT OUT"})
+OPT_IN = frozenset({"SUB", "SUBSCRIBE", "OPT-IN", "OPT IN", "START"})
+"""callbacks-notifications.md: words the SL's STOP module consumes instead of routing them."""
+
+MAX_MESSAGES = 200_000
+"""Sent messages kept for delivery_status / cancel_messages; the oldest are forgotten."""
 
 
 @dataclass(frozen=True)
 class Exchange:
-    """One callback sent and what came back."""
+    """One callback sent and what came back. `sent` is False when nothing went out
+    (no gateway configured, or the `max_callbacks` budget was spent)."""
 
     fields: dict[str, str]
     status: int
     body: str
     verdict: Verdict
     elapsed_ms: float
+    sent: bool = True
 
     @property
     def type(self) -> str:
@@ -49,7 +67,10 @@ class SentMessage:
     status: int = 0
     """0 pending, 1 delivered, 2 failed, 4 queued (the docs' codes)."""
     scheduled: str = ""
+    """The raw `on` text, for messages sent with a schedule."""
     canceled: bool = False
+    sent: bool = False
+    """True once the SL has handed it to the carrier (scheduled ones wait until their time)."""
 
 
 @dataclass
@@ -60,14 +81,32 @@ class PhoneState:
     blacklisted: bool = False
     tags: tuple[str, ...] = ()
     received: list[str] = field(default_factory=list)
-    """Message texts delivered to this phone, whole (not per part)."""
+    """Message texts delivered to this phone, whole (not per part); the last 50."""
+    last_active: float = 0.0
+    """loop.time() of the last message to or from this phone (for session expiry)."""
 
 
 OnExchange = Callable[[Exchange], None]
 
 
+def phone_key(raw: str) -> str | None:
+    """The number a phone is filed under: 10 digits (a leading US `1` dropped from 11),
+    or None when it is not 10 or 11 digits (messaging.md: -1, invalid)."""
+    digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
+    if len(digits) == 11 and digits.startswith("1"):
+        return digits[1:]
+    if len(digits) in (10, 11):
+        return digits
+    return None
+
+
 class SimulatedSL:
-    """The SL's state and its callback sender. Runs in the caller's asyncio loop."""
+    """The SL's state and its callback sender. Runs in the caller's asyncio loop.
+
+    follow_ups: deliver replies to the phones with delivery reports, let phones answer,
+    send reprocessed texts and session_closed notices (off for scripted scenarios, whose
+    every callback is explicit). max_callbacks: stop posting after this many.
+    """
 
     def __init__(
         self,
@@ -77,7 +116,13 @@ class SimulatedSL:
         seed: int | None = None,
         timeout: float = 30.0,
         flood_limit: int = 20,
+        flood_window: float = FLOOD_WINDOW,
         delivery_delay: float = 1.0,
+        reply_chance: float = 0.4,
+        reply_delay: float = 2.0,
+        follow_ups: bool = True,
+        max_callbacks: int | None = None,
+        max_response_bytes: int = 1 << 20,
         on_exchange: OnExchange | None = None,
     ) -> None:
         self.gateway_url = gateway_url
@@ -85,31 +130,60 @@ class SimulatedSL:
         self.random = random.Random(seed)
         self.timeout = timeout
         self.flood_limit = flood_limit
+        self.flood_window = flood_window
         self.delivery_delay = delivery_delay
+        self.reply_chance = reply_chance
+        self.reply_delay = reply_delay
+        self.follow_ups = follow_ups
+        self.max_callbacks = max_callbacks
+        self.max_response_bytes = max_response_bytes
         self.on_exchange = on_exchange
         self.phones: dict[str, PhoneState] = {}
-        self.messages: dict[int, SentMessage] = {}
-        self.exchanges: list[Exchange] = []
+        self.messages: OrderedDict[int, SentMessage] = OrderedDict()
+        self.exchanges: deque[Exchange] = deque(maxlen=100_000)
+        self.posted = 0
+        """Callbacks sent (or being sent) so far."""
+        self.completed = 0
+        """Callbacks whose exchange is over (answered, refused, timed out)."""
+        self.violation_count = 0
         self._next_id = 5554000
-        self._sent_per_phone: dict[str, list[float]] = defaultdict(list)
+        self._sent_per_phone: dict[str, deque[float]] = defaultdict(deque)
         self._tasks: set[asyncio.Task] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     # -- plumbing ----------------------------------------------------------------------
 
     def phone(self, number: str) -> PhoneState:
-        state = self.phones.get(number)
+        key = phone_key(number) or number
+        state = self.phones.get(key)
         if state is None:
-            state = self.phones[number] = PhoneState(number)
+            state = self.phones[key] = PhoneState(key)
         return state
 
-    def spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro: Coroutine) -> asyncio.Task | None:
+        if self._closed:
+            coro.close()
+            return None
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
 
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # retrieve it; never crash the loop
+            import logging
+
+            logging.getLogger(__name__).error("simulator task failed", exc_info=task.exception())
+
+    @property
+    def busy(self) -> int:
+        """Tasks still running (deliveries, replies, reprocessing)."""
+        return len(self._tasks)
+
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -122,176 +196,294 @@ class SimulatedSL:
     def violations(self) -> list[Exchange]:
         return [exchange for exchange in self.exchanges if not exchange.verdict.ok]
 
+    def _now_stamp(self) -> str:
+        """`sent_at` in one of the documented date shapes (README.md), mostly ISO 8601 UTC."""
+        now = datetime.now(timezone.utc)
+        roll = self.random.random()
+        if roll < 0.7:
+            return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if roll < 0.85:
+            return now.strftime("%m-%d-%Y %I:%M:%S %p")
+        return now.strftime("%a, %d %b %Y %H:%M:%S +0000")
+
     # -- callbacks to the gateway ------------------------------------------------------
 
     async def post(self, fields: dict[str, str]) -> Exchange:
         """POST one callback (form-encoded) and apply what the SL would do with the answer."""
-        fields = {"api_key": self.api_key, **fields}
+        fields = {"type": fields.get("type", ""), "api_key": self.api_key,
+                  **{k: v for k, v in fields.items() if k != "type"}}
+        if (self.gateway_url is None or self._closed
+                or (self.max_callbacks is not None and self.posted >= self.max_callbacks)):
+            return Exchange(fields, 0, "", Verdict(), 0.0, sent=False)
+        self.posted += 1
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         started = time.perf_counter()
-        kind = fields.get("type", "")
+        kind = fields["type"]
         try:
-            assert self.gateway_url is not None, "no gateway URL"
             async with self._session.post(self.gateway_url, data=fields) as response:
-                body = await response.text(errors="replace")
                 status = response.status
-        except asyncio.TimeoutError:
-            exchange = Exchange(fields, 0, "", Verdict(violations=(f"no response within {self.timeout:g} s",)),
-                                (time.perf_counter() - started) * 1000)
+                body, too_big = await self._read(response)
+        except TimeoutError:
+            verdict = Verdict(violations=(f"no response within {self.timeout:g} s",))
+            status, body = 0, ""
         except aiohttp.ClientError as exc:
-            exchange = Exchange(fields, 0, "", Verdict(violations=(f"cannot reach the gateway: {exc}",)),
-                                (time.perf_counter() - started) * 1000)
+            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
+            status, body = 0, ""
+        except (OSError, ValueError) as exc:
+            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
+            status, body = 0, ""
         else:
-            exchange = Exchange(fields, status, body, judge_response(kind, status, body),
-                                (time.perf_counter() - started) * 1000)
+            if too_big:
+                verdict = Verdict(violations=(f"response longer than {self.max_response_bytes} bytes",))
+            else:
+                verdict = judge_response(kind, status, body)
+        exchange = Exchange(fields, status, body, verdict, (time.perf_counter() - started) * 1000)
         self.exchanges.append(exchange)
-        if len(self.exchanges) > 100_000:
-            del self.exchanges[:50_000]
-        self._apply(exchange)
+        self.completed += 1
+        if not verdict.ok:
+            self.violation_count += 1
         if self.on_exchange is not None:
             self.on_exchange(exchange)
+        self._apply(exchange)
         return exchange
+
+    async def _read(self, response: aiohttp.ClientResponse) -> tuple[str, bool]:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                return "", True
+        charset = response.charset or "utf-8"
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = "utf-8"
+        return b"".join(chunks).decode(charset, errors="replace"), False
 
     def _apply(self, exchange: Exchange) -> None:
         verdict = exchange.verdict
         phone = exchange.fields.get("phone_number", "")
         if exchange.type == CallbackType.INCOMING_MESSAGE and phone:
+            state = self.phone(phone)
             if verdict.reply:
-                self.send(phone, verdict.reply)
+                self.deliver(state.phone, verdict.reply)
+            was_open = state.session_open
             if verdict.close_session:
-                self.phone(phone).session_open = False
-            if verdict.reprocess:
-                self.spawn(self.incoming(phone, verdict.reprocess))
+                state.session_open = False
+            notify = verdict.close_session and was_open
+            if self.follow_ups and (notify or verdict.reprocess):
+                self.spawn(self._after_answer(state.phone, notify, verdict.reprocess))
         elif exchange.type == CallbackType.SUBSCRIPTION_CREATED and phone and verdict.tags:
             state = self.phone(phone)
             state.tags = tuple(dict.fromkeys(state.tags + verdict.tags))
 
+    async def _notify_closed(self, phones: list[str]) -> None:
+        await self.post({"type": "session_closed", "phone_numbers": ",".join(phones)})
+
+    async def _after_answer(self, phone: str, notify_closed: bool, reprocess: str) -> None:
+        """The docs' order: the body was sent, then the session closes, then the
+        reprocessed text arrives as a new message from the same phone."""
+        if notify_closed:
+            await self._notify_closed([phone])
+        if reprocess:
+            await self.incoming(phone, reprocess)
+
     async def incoming(self, phone: str, text: str, *, carrier: tuple[str, str] = ("", ""),
                        auto_subscribe: bool = False, auto_responded: bool = False) -> Exchange | None:
-        """A texter's message as the SL routes it: opt-out/in words become blacklist callbacks."""
+        """A texter's message as the SL routes it: opt-out/in words become blacklist callbacks,
+        a blacklisted phone's other texts go nowhere. Returns the incoming_message exchange."""
         state = self.phone(phone)
+        state.last_active = asyncio.get_running_loop().time()
         word = " ".join(text.upper().split())
         if word in OPT_OUT:
             if state.blacklisted:
                 return None
             state.blacklisted = True
             state.session_open = False
-            exchange = await self.post({"type": "phone_blacklisted", "phone_number": phone})
+            exchange = await self.post({"type": "phone_blacklisted", "phone_number": state.phone})
             if state.subscribed:
                 state.subscribed = False
-                await self.post({"type": "subscription_canceled", "phone_number": phone})
+                await self.post({"type": "subscription_canceled", "phone_number": state.phone})
             return exchange
         if word in OPT_IN:
             if not state.blacklisted:
                 return None
             state.blacklisted = False
-            return await self.post({"type": "phone_unblacklisted", "phone_number": phone})
+            return await self.post({"type": "phone_unblacklisted", "phone_number": state.phone})
         if state.blacklisted:
             return None
         state.session_open = True
         fields = {
             "type": "incoming_message",
-            "phone_number": phone,
+            "phone_number": state.phone,
             "body": text,
-            "sent_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sent_at": self._now_stamp(),
         }
         if carrier[0]:
             fields["carrier_id"], fields["carrier_name"] = carrier
         if auto_subscribe:
-            fields["auto_subscribe"] = self.random.choice(["1", "true", "Y", "yes", "t"])
+            fields["auto_subscribe"] = self.random.choice(TRUE_SPELLINGS)
         elif self.random.random() < 0.3:
-            fields["auto_subscribe"] = self.random.choice(["0", "false", "N", "no", "f"])
+            fields["auto_subscribe"] = self.random.choice(FALSE_SPELLINGS)
         if auto_responded:
-            fields["auto_responded"] = self.random.choice(["1", "TRUE", "y"])
+            fields["auto_responded"] = self.random.choice(TRUE_SPELLINGS)
+        elif self.random.random() < 0.2:
+            fields["auto_responded"] = self.random.choice(FALSE_SPELLINGS)
         exchange = await self.post(fields)
-        if auto_subscribe and not state.subscribed:
+        if auto_subscribe and not state.subscribed and not state.blacklisted:
             state.subscribed = True
-            await self.post({"type": "subscription_created", "phone_number": phone})
+            await self.post({"type": "subscription_created", "phone_number": state.phone})
         return exchange
 
-    async def close_sessions(self, phones: list[str]) -> None:
-        """Sessions end (expiry or the API): the SL tells the app with session_closed."""
-        for phone in phones:
-            self.phone(phone).session_open = False
-        if phones:
-            await self.post({"type": "session_closed", "phone_numbers": ",".join(phones)})
+    def end_sessions(self, phones: list[str]) -> list[str]:
+        """Close the open sessions among `phones` now; the app hears one session_closed
+        listing them (sent in the background). Returns the phones closed."""
+        closed = self._close(phones)
+        if closed:
+            self.spawn(self._notify_closed(closed))
+        return closed
+
+    async def close_sessions(self, phones: list[str]) -> list[str]:
+        """As end_sessions, waiting for the session_closed callback to be answered."""
+        closed = self._close(phones)
+        if closed:
+            await self._notify_closed(closed)
+        return closed
+
+    def _close(self, phones: list[str]) -> list[str]:
+        closed = []
+        for raw in phones:
+            state = self.phone(raw)
+            if state.session_open:
+                state.session_open = False
+                closed.append(state.phone)
+        return list(dict.fromkeys(closed))
+
+    def expired_sessions(self, idle: float) -> list[str]:
+        now = asyncio.get_running_loop().time()
+        return [state.phone for state in self.phones.values()
+                if state.session_open and now - state.last_active > idle]
 
     # -- messages to phones ------------------------------------------------------------
 
-    def send(self, phone: str, text: str, *, scheduled: str = "") -> list[int]:
-        """Send an MT: split into parts "(1/3) ...", one id each; refusals are negative ids."""
-        digits = "".join(ch for ch in phone if ch.isdigit())
-        if len(digits) not in (10, 11):
+    def send(self, phone: str, text: str, *, on: str = "", action_expected: bool = False) -> list[int]:
+        """The API's send_message for one phone: message ids, one per part, or one negative
+        id: -1 invalid number, -2 blacklisted, -3 flood limit reached."""
+        key = phone_key(phone)
+        if key is None:
             return [-1]
-        state = self.phone(digits[-10:] if len(digits) == 11 and digits.startswith("1") else digits)
+        state = self.phone(key)
         if state.blacklisted:
             return [-2]
-        recent = self._sent_per_phone[state.phone]
+        recent = self._sent_per_phone[key]
         now = time.monotonic()
-        recent[:] = [at for at in recent if now - at < FLOOD_WINDOW]
+        while recent and now - recent[0] >= self.flood_window:
+            recent.popleft()
         if len(recent) >= self.flood_limit:
             return [-3]
         recent.append(now)
-        parts = split_parts(text) or [""]
-        if len(parts) > 1:
-            parts = _numbered(text)
+        if action_expected:
+            state.session_open = True
+            state.last_active = asyncio.get_running_loop().time()
+        return self.deliver(key, text, on=on)
+
+    def deliver(self, phone: str, text: str, *, on: str = "") -> list[int]:
+        """Queue an MT (split into "(1/3) ..." parts, one id each) and, with follow-ups on,
+        report its delivery and maybe let the phone answer. `on` delays it to that time."""
+        state = self.phone(phone)
         ids = []
-        for part in parts:
+        for part in numbered_parts(text):
             self._next_id += 1
-            message = SentMessage(self._next_id, state.phone, part, scheduled=scheduled)
+            message = SentMessage(self._next_id, state.phone, part, scheduled=on)
             self.messages[message.message_id] = message
             ids.append(message.message_id)
-        state.received.append(text)
-        if not scheduled and self.gateway_url:
-            self.spawn(self._report_delivery(ids))
+        while len(self.messages) > MAX_MESSAGES:
+            self.messages.popitem(last=False)
+        delay = 0.0
+        if on:
+            at = parse_sent_at(on)
+            if at is not None:
+                delay = max(0.0, datetime.fromisoformat(at).timestamp() - time.time())
+        if self.follow_ups:
+            self.spawn(self._transmit(state.phone, text, ids, delay))
+        else:
+            if not on:
+                for message_id in ids:
+                    self.messages[message_id].sent = True
+            state.received.append(text)
+            del state.received[:-50]
         return ids
 
-    async def _report_delivery(self, ids: list[int]) -> None:
-        """4 queued, then 1 delivered (or sometimes 2 failed) with final set."""
+    async def _transmit(self, phone: str, text: str, ids: list[int], delay: float) -> None:
+        """4 queued, then 1 delivered (or sometimes 2 failed) with final set; then the phone may answer."""
+        if delay:
+            await asyncio.sleep(delay)
+        ids = [i for i in ids if i in self.messages and not self.messages[i].canceled]
+        if not ids:
+            return
+        for message_id in ids:
+            self.messages[message_id].sent = True
         await asyncio.sleep(self.delivery_delay * (0.3 + self.random.random()))
         for message_id in ids:
-            self.messages[message_id].status = 4
-            await self.post({"type": "delivery_report", "message_id": str(message_id), "final": "0", "status": "4"})
+            if message_id in self.messages:
+                self.messages[message_id].status = 4
+            await self.post({"type": "delivery_report", "message_id": str(message_id),
+                             "final": self.random.choice(["0", "0", "0", "false", "n"]), "status": "4"})
         await asyncio.sleep(self.delivery_delay * (0.5 + self.random.random()))
+        failed = self.random.random() < 0.08
         for message_id in ids:
-            status = 2 if self.random.random() < 0.08 else 1
-            self.messages[message_id].status = status
-            await self.post({"type": "delivery_report", "message_id": str(message_id), "final": "1", "status": str(status)})
+            status = 2 if failed else 1
+            if message_id in self.messages:
+                self.messages[message_id].status = status
+            await self.post({"type": "delivery_report", "message_id": str(message_id),
+                             "final": self.random.choice(["1", "1", "1", "true", "yes"]), "status": str(status)})
+        if failed:
+            return
+        state = self.phone(phone)
+        state.received.append(text)
+        del state.received[:-50]
+        state.last_active = asyncio.get_running_loop().time()
+        if self.random.random() < self.reply_chance:
+            await asyncio.sleep(self.reply_delay * (0.5 + self.random.random()))
+            if not state.blacklisted:
+                await self.incoming(phone, self.random.choice(FOLLOW_UPS))
 
 
-FLOOD_WINDOW = 60.0
-"""Seconds over which `flood_limit` messages per phone are allowed."""
-
-OPT_OUT = frozenset({"STOP", "END", "QUIT", "CANCEL", "UNSUBSCRIBE", "Q", "STP", "RE: STOP", "RE:STOP",
-                     "REMOVE", "TERMINATE", "OPT OUT"})
-OPT_IN = frozenset({"SUB", "SUBSCRIBE", "OPT-IN", "OPT IN", "START"})
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
-def _numbered(text: str) -> list[str]:
-    """Split a long text into parts prefixed "(i/n) ", each part fitting one segment."""
-    count = len(split_parts(text))
+def numbered_parts(text: str) -> list[str]:
+    """The parts an MT goes out as: the text itself if it fits one message, otherwise
+    pieces prefixed "(1/3) ", "(2/3) "... each fitting one segment (messaging.md)."""
+    if count_segments(text).segments <= 1:
+        return [text]
+    gsm = is_gsm7(text)
+    limit = 153 if gsm else 67
+    count = count_segments(text).segments
     while True:
-        prefix_len = len(f"({count}/{count}) ")
-        chunks = _chunks(text, prefix_len)
+        chunks = _chunks(text, limit - len(f"({count}/{count}) "), gsm)
         if len(chunks) <= count:
             return [f"({n}/{len(chunks)}) {chunk}" for n, chunk in enumerate(chunks, 1)]
         count = len(chunks)
 
 
-def _chunks(text: str, prefix_len: int) -> list[str]:
-    from ..segments import count_segments
+def _chunks(text: str, room: int, gsm: bool) -> list[str]:
+    """Character-boundary split (the compact split mode): each chunk fits `room` units,
+    never cutting an escape pair or a surrogate pair."""
+    from ..segments import GSM7_EXTENSION
 
-    limit = count_segments(text).per_segment
     chunks: list[str] = []
-    rest = text
-    while rest:
-        size = len(rest)
-        while size > 1 and count_segments("x" * prefix_len + rest[:size]).units > limit:
-            size = max(1, size * limit // max(1, count_segments("x" * prefix_len + rest[:size]).units) - 1)
-        # grow back to the largest fitting size
-        while size < len(rest) and count_segments("x" * prefix_len + rest[: size + 1]).units <= limit:
-            size += 1
-        chunks.append(rest[:size])
-        rest = rest[size:]
+    start = used = 0
+    for i, ch in enumerate(text):
+        cost = (2 if ch in GSM7_EXTENSION else 1) if gsm else (2 if ord(ch) > 0xFFFF else 1)
+        if used + cost > room:
+            chunks.append(text[start:i])
+            start, used = i, 0
+        used += cost
+    chunks.append(text[start:])
     return chunks

@@ -1,5 +1,6 @@
 """Virtual texters: seeded, reproducible people who text keywords, answer what they
-receive, opt out and back in, and go quiet until their session expires."""
+receive (see SimulatedSL: a delivered message may get an answer), opt out and back in,
+and go quiet until their session expires."""
 
 from __future__ import annotations
 
@@ -7,26 +8,18 @@ import asyncio
 import random
 from dataclasses import dataclass
 
+from .phrases import (
+    AUTO_RESPONDED_KEYWORDS,
+    AUTO_SUBSCRIBE_KEYWORDS,
+    CARRIERS,
+    FIRST_NAMES,
+    FOLLOW_UPS,
+    KEYWORDS,
+    OPENERS,
+    START_WORDS,
+    STOP_WORDS,
+)
 from .sl import SimulatedSL
-
-FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kemal", "Lena",
-               "Mo", "Nia", "Omar", "Pia", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Vik", "Wen", "Yara", "Zoe"]
-CARRIERS = [("1", "Verizon"), ("2", "AT&T"), ("3", "T-Mobile"), ("4", "US Cellular"), ("5", "Cricket")]
-KEYWORDS = ["PIZZA", "SURF", "HELP", "JOIN", "TICKETS", "WEATHER"]
-OPENERS = {
-    "PIZZA": ["PIZZA", "pizza large pepperoni", "Pizza - are you open?"],
-    "SURF": ["SURF", "surf report malibu", "Surf today?"],
-    "HELP": ["HELP", "help my order didn't arrive", "Help! wrong size"],
-    "JOIN": ["JOIN", "join", "JOIN the list please"],
-    "TICKETS": ["TICKETS", "tickets for saturday?", "TICKETS 2 adults"],
-    "WEATHER": ["WEATHER", "weather 10001", "Weather tomorrow?"],
-}
-FOLLOW_UPS = [
-    "ok thanks", "what time?", "How much is it?", "great 👍", "can you call me?", "yes please",
-    "no", "Where are you located?", "I'll be there at 5", "Is it still available?",
-    "thx!", "Can I change my order?", "ETA?", "perfect, see you", "¿hablan español?",
-    "Sorry, wrong number", "and for 2 people?", "[bold]not markup[/] just text",
-]
 
 
 @dataclass
@@ -34,6 +27,7 @@ class Texter:
     name: str
     phone: str
     carrier: tuple[str, str]
+    """(carrier_id, carrier_name)"""
     keyword: str
     messages_sent: int = 0
 
@@ -52,65 +46,66 @@ def make_texters(rng: random.Random, count: int) -> list[Texter]:
 
 
 class Crowd:
-    """Drives a SimulatedSL with a population of texters at about `rate` events per second."""
+    """Drives a SimulatedSL with a population of texters at about `rate` events per second.
 
-    def __init__(self, sl: SimulatedSL, *, rate: float = 1.0, population: int = 40, session_idle: float = 60.0) -> None:
+    Each event is a task of its own (a held callback must not stop the crowd). Sessions
+    idle longer than `session_idle` seconds expire and the app hears `session_closed`.
+    """
+
+    def __init__(self, sl: SimulatedSL, *, rate: float = 1.0, population: int = 40,
+                 session_idle: float | None = None) -> None:
         self.sl = sl
         self.rate = rate
         self.rng = sl.random
         self.texters = make_texters(self.rng, population)
-        self.session_idle = session_idle
-        self._last_active: dict[str, float] = {}
-        self._replied_to: dict[str, int] = {}
+        self.session_idle = session_idle if session_idle is not None else max(3.0, 30.0 / rate)
+
+    def _pause(self) -> float:
+        return self.rng.expovariate(self.rate) if self.rate > 0 else 1.0
 
     async def run(self, count: int | None = None) -> None:
-        """Produce events until cancelled (or `count` events)."""
+        """Produce events until cancelled (or `count` events). The first one, at once,
+        is a keyword opening a conversation, so there is something to answer."""
         done = 0
-        loop = asyncio.get_running_loop()
-        if count is None or count > 0:
-            # Open with a conversation, so there is something to answer at once.
-            texter = self.texters[0]
-            texter.keyword = self.rng.choice(KEYWORDS)
-            self.sl.spawn(self._say(texter, self.rng.choice(OPENERS[texter.keyword]), opener=True))
-            done += 1
-            await asyncio.sleep(self.rng.expovariate(self.rate) if self.rate > 0 else 1.0)
         while count is None or done < count:
-            self.sl.spawn(self.step(loop.time()))
+            if done == 0:
+                self.sl.spawn(self._open(self.texters[0]))
+            else:
+                self.sl.spawn(self.step())
             done += 1
-            await asyncio.sleep(self.rng.expovariate(self.rate) if self.rate > 0 else 1.0)
+            await asyncio.sleep(self._pause())
 
-    async def step(self, now: float) -> None:
-        """One event: a new conversation, an answer to a reply, an opt-out/in, an expiry or a loop."""
+    async def step(self) -> None:
+        """One event: an expiry, an opt-out/in, an auto-reply loop, a follow-up or a new conversation."""
         roll = self.rng.random()
         texter = self.rng.choice(self.texters)
         state = self.sl.phone(texter.phone)
-        expired = [t.phone for t in self.texters
-                   if self.sl.phone(t.phone).session_open and now - self._last_active.get(t.phone, now) > self.session_idle]
-        if expired and roll < 0.08:
+        expired = self.sl.expired_sessions(self.session_idle)
+        if expired and roll < 0.15:
             await self.sl.close_sessions(expired[:3])
             return
-        if roll < 0.11:
-            await self.sl.incoming(texter.phone, "STOP" if not state.blacklisted else "START")
+        if roll < 0.19:
+            word = self.rng.choice(START_WORDS if state.blacklisted else STOP_WORDS)
+            await self.sl.incoming(texter.phone, word, carrier=texter.carrier)
             return
-        if roll < 0.12:
+        if roll < 0.21:
             await self.sl.post({"type": "auto_reply_loop", "phone_number": texter.phone})
             return
-        self._last_active[texter.phone] = now
-        waiting = [t for t in self.texters if len(self.sl.phone(t.phone).received) > self._replied_to.get(t.phone, 0)]
-        if waiting and roll < 0.6:
-            texter = self.rng.choice(waiting)
-            self._replied_to[texter.phone] = len(self.sl.phone(texter.phone).received)
-            await self._say(texter, self.rng.choice(FOLLOW_UPS))
-            return
-        if state.session_open:
+        if state.blacklisted:
+            return  # an opted-out phone's texts do not reach the app
+        if state.session_open and roll < 0.6:
             await self._say(texter, self.rng.choice(FOLLOW_UPS))
         else:
-            texter.keyword = self.rng.choice(KEYWORDS)
-            await self._say(texter, self.rng.choice(OPENERS[texter.keyword]), opener=True)
+            await self._open(texter)
+
+    async def _open(self, texter: Texter) -> None:
+        texter.keyword = self.rng.choice(KEYWORDS)
+        await self._say(texter, self.rng.choice(OPENERS[texter.keyword]), opener=True)
 
     async def _say(self, texter: Texter, text: str, *, opener: bool = False) -> None:
         texter.messages_sent += 1
-        auto_subscribe = opener and texter.keyword == "JOIN"
-        auto_responded = opener and texter.keyword in ("WEATHER", "TICKETS") and self.rng.random() < 0.5
+        state = self.sl.phone(texter.phone)
+        auto_subscribe = opener and texter.keyword in AUTO_SUBSCRIBE_KEYWORDS and not state.subscribed
+        auto_responded = opener and texter.keyword in AUTO_RESPONDED_KEYWORDS and self.rng.random() < 0.5
         await self.sl.incoming(texter.phone, text, carrier=texter.carrier,
                                auto_subscribe=auto_subscribe, auto_responded=auto_responded)
