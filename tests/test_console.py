@@ -222,3 +222,20 @@ async def test_keys_typed_right_after_ctrl_r_land_in_the_reprocess_field(store, 
             app.post_message(events.Key(key, char))
         _, _, body = await asyncio.wait_for(request, 5)
         assert json.loads(body) == {"body": "hi", "close_session": True, "reprocess": "kw"}
+
+
+async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
+    app = make_app(store, tmp_path, reply_timeout=0.5, fallback="We'll text you back")
+    async with app.run_test(size=(120, 40)) as pilot:
+        status, _, body = await asyncio.wait_for(post(app.gateway_url, INCOMING), 5)
+        assert (status, body) == (200, "We'll text you back")
+        queue = app.query_one(HeldQueue)
+        await wait_until(pilot, lambda: len(queue) == 0 and queue._rows == 1)
+        queue.focus()
+        await pilot.press("home")
+        assert queue.selected_missed is not None and queue.selected_missed[1] == "timed out"
+        assert app.query_one(Composer).item is None, "a missed text cannot be answered over HTTP"
+        thread_text = "".join(strip.text for strip in app.query_one("#thread").lines)
+        assert "timed out" in thread_text
+        await pilot.press("delete")
+        assert queue._rows == 0

@@ -221,16 +221,25 @@ class SwitchboardApp(App[None]):
     def _on_ended(self, ended: dict[int, ExchangeEnded]) -> None:
         queue = self.query_one(HeldQueue)
         composer = self.query_one(Composer)
-        queue.remove(set(ended))
+        queue.remove(set(ended), missed={
+            seq: event.outcome.replace("_", " ") for seq, event in ended.items()
+            if event.outcome in ("timed_out", "caller_gone")
+        })
+        endings: dict[str, list[int]] = {}
         for seq, event in ended.items():
             composer.forget(seq)
-            if event.outcome in ("timed_out", "caller_gone", "overflow"):
-                what = {
-                    "timed_out": "timed out; the fallback was sent",
-                    "caller_gone": "the caller hung up before an answer",
-                    "overflow": "too many held; the fallback was sent at once",
-                }[event.outcome]
-                self.notify(f"#{seq} {what}", severity="warning", timeout=4)
+            endings.setdefault(event.outcome, []).append(seq)
+        # One notice per kind of ending and batch: a crowd timing out must not bury the screen.
+        for outcome, what in (
+            ("timed_out", "timed out; the fallback was sent"),
+            ("caller_gone", "the caller hung up before an answer"),
+            ("overflow", f"over --max-pending {self.config.gateway.max_pending}; the fallback was sent at once"),
+        ):
+            seqs = endings.get(outcome, [])
+            if len(seqs) == 1:
+                self.notify(f"#{seqs[0]} {what}", severity="warning", timeout=4)
+            elif seqs:
+                self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
         current = composer.item
         if current is not None and current.seq in ended:
             composer.clear()
@@ -285,6 +294,14 @@ class SwitchboardApp(App[None]):
 
     @on(HeldQueue.Selected)
     def _queue_selected(self, event: HeldQueue.Selected) -> None:
+        if event.missed:
+            # No longer answerable over HTTP: show the conversation, offer a follow-up.
+            self.query_one(Composer).item = None
+            record = event.item.record
+            self._show_phone(record.phones[0] if record.phones else "")
+            self.notify(f"#{record.seq} {event.missed}: the fallback went out. "
+                        "f6 sends a follow-up message; delete removes the row.", timeout=5)
+            return
         self._select(event.item, focus=event.focus_reply)
 
     @on(OptionList.OptionSelected, "#phones")

@@ -1,4 +1,6 @@
-"""The queue of held callbacks, oldest first, each with a live countdown.
+"""The queue of held callbacks, oldest first, each with a live countdown, and below
+them the most recent missed ones (timed out, or the caller hung up), kept visible so
+the operator can follow up.
 
 A line-rendering view: only the visible rows are drawn, so ten thousand held
 requests cost the same per frame as ten (a ListView of thousands takes seconds).
@@ -34,7 +36,11 @@ class HeldQueue(ScrollView, can_focus=True):
         Binding("home", "cursor_home", "First", show=False, id="queue.home"),
         Binding("end", "cursor_end", "Last", show=False, id="queue.end"),
         Binding("enter", "open", "Answer", id="queue.open", tooltip="Answer the selected item"),
+        Binding("delete", "dismiss_missed", "Dismiss missed", id="queue.dismiss", show=False,
+                tooltip="Remove a missed (timed out) row from the queue"),
     ]
+
+    MAX_MISSED = 50
 
     DEFAULT_CSS = """
     HeldQueue { height: 1fr; }
@@ -50,11 +56,14 @@ class HeldQueue(ScrollView, can_focus=True):
         """The item under the cursor."""
         focus_reply: bool = False
         """True when the operator asked to answer it now (enter)."""
+        missed: str = ""
+        """Why the item can no longer be answered ('timed out', 'caller gone'), or ''."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._items: list[HeldItem] = []
         self._index: dict[int, int] = {}
+        self._missed: list[tuple[HeldItem, str]] = []
 
     # -- data in ---------------------------------------------------------------------
 
@@ -72,11 +81,15 @@ class HeldQueue(ScrollView, can_focus=True):
             self._items.append(item)
         self._resized()
 
-    def remove(self, seqs: set[int]) -> None:
-        """Drop ended exchanges, keeping the cursor on the same item where possible."""
+    def remove(self, seqs: set[int], missed: dict[int, str] | None = None) -> None:
+        """Drop ended exchanges, keeping the cursor on the same item where possible.
+        Those in `missed` (seq -> why) move to the missed rows below the pending ones."""
         if not seqs or not any(seq in self._index for seq in seqs):
             return
         current = self.selected
+        if missed:
+            gone = [(item, missed[item.seq]) for item in self._items if item.seq in missed]
+            self._missed = (gone[::-1] + self._missed)[: self.MAX_MISSED]
         self._items = [item for item in self._items if item.seq not in seqs]
         self._index = {item.seq: n for n, item in enumerate(self._items)}
         if current is not None and current.seq in self._index:
@@ -101,8 +114,31 @@ class HeldQueue(ScrollView, can_focus=True):
             return self._items[self.cursor]
         return None
 
+    @property
+    def selected_missed(self) -> tuple[HeldItem, str] | None:
+        index = self.cursor - len(self._items)
+        if 0 <= index < len(self._missed):
+            return self._missed[index]
+        return None
+
+    def _row(self, index: int) -> tuple[HeldItem, str] | None:
+        if index < len(self._items):
+            return self._items[index], ""
+        index -= len(self._items)
+        return self._missed[index] if index < len(self._missed) else None
+
+    @property
+    def _rows(self) -> int:
+        return len(self._items) + len(self._missed)
+
+    def action_dismiss_missed(self) -> None:
+        if self.selected_missed is not None:
+            del self._missed[self.cursor - len(self._items)]
+            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self._rows - 1)))
+            self._resized()
+
     def _resized(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self._items))
+        self.virtual_size = Size(self.size.width, self._rows)
         self.refresh()
 
     def scroll_to_region_of(self, index: int) -> None:
@@ -116,12 +152,13 @@ class HeldQueue(ScrollView, can_focus=True):
     # -- actions -----------------------------------------------------------------------
 
     def _move_to(self, index: int) -> None:
-        if not self._items:
+        if not self._rows:
             return
-        index = max(0, min(len(self._items) - 1, index))
+        index = max(0, min(self._rows - 1, index))
         self.cursor = index
         self.scroll_to_region_of(index)
-        self.post_message(self.Selected(self._items[index]))
+        item, missed = self._row(index)  # type: ignore[misc]
+        self.post_message(self.Selected(item, missed=missed))
 
     def action_cursor(self, delta: int) -> None:
         self._move_to(self.cursor + delta)
@@ -130,17 +167,19 @@ class HeldQueue(ScrollView, can_focus=True):
         self._move_to(0)
 
     def action_cursor_end(self) -> None:
-        self._move_to(len(self._items) - 1)
+        self._move_to(self._rows - 1)
 
     def action_open(self) -> None:
-        if (item := self.selected) is not None:
-            self.post_message(self.Selected(item, focus_reply=True))
+        row = self._row(self.cursor)
+        if row is not None:
+            self.post_message(self.Selected(row[0], focus_reply=not row[1], missed=row[1]))
 
     def on_click(self, event: events.Click) -> None:
         index = event.y + self.scroll_offset.y
-        if 0 <= index < len(self._items):
+        row = self._row(index)
+        if row is not None:
             self.cursor = index
-            self.post_message(self.Selected(self._items[index], focus_reply=True))
+            self.post_message(self.Selected(row[0], focus_reply=not row[1], missed=row[1]))
 
     # -- drawing -----------------------------------------------------------------------
 
@@ -148,21 +187,25 @@ class HeldQueue(ScrollView, can_focus=True):
         width = self.size.width
         index = y + self.scroll_offset.y
         base = self.rich_style
-        if index >= len(self._items):
+        row = self._row(index)
+        if row is None:
             if index == 0:
                 hint = Text(" Nothing held. Waiting for texts…", style="dim")
                 return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
             return Strip.blank(width, base)
-        item = self._items[index]
+        item, missed = row
         remaining = item.deadline - time.time()
         urgent = remaining < 5
         mark = "▶" if index == self.cursor else " "
         kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
         phone = plain_line(item.record.phones[0] if item.record.phones else "?", 14)
         body = item.record.parsed.get("body", "") if kind == "MSG" else "new subscriber: tags?"
-        text = Text(no_wrap=True, end="")
+        text = Text(no_wrap=True, end="", style="dim" if missed else "")
         text.append(f"{mark}", style="bold")
-        text.append(f"{max(0, remaining):3.0f}s ", style="bold red" if urgent else "bold yellow")
+        if missed:
+            text.append("miss ", style="red")
+        else:
+            text.append(f"{max(0, remaining):3.0f}s ", style="bold red" if urgent else "bold yellow")
         text.append(f"{kind} ", style="dim")
         text.append(f"{phone:<14} ", style="bold")
         text.append(plain_line(str(body), max(1, width - 25)))
