@@ -239,3 +239,19 @@ async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
         assert "timed out" in thread_text
         await pilot.press("delete")
         assert queue._rows == 0
+
+
+async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):
+    # No clipboard tool on this machine (no DISPLAY): pyperclip raises, OSC 52 is used.
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.press("f2")
+        assert app.clipboard == "5551234567"
+        await pilot.press("f3")
+        assert app.clipboard == INCOMING["body"]
+        await pilot.press("ctrl+o")
+        await asyncio.wait_for(request, 5)

@@ -407,3 +407,32 @@ async def test_demo_traffic_arrives_and_a_reply_reaches_the_virtual_phone(store,
                 break
             await pilot.pause(0.02)
         assert "Amessagefromtheoperator" in shown() and "final]" in shown()
+
+
+def test_serve_sl_answers_the_api_and_stops_on_sigint(tmp_path):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "run.py", "serve-sl", "--port", "0", "--api-key", "K"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("simulated SL API at http://127.0.0.1:"), line + proc.stderr.read()
+        base = line.split(" at ")[1].split()[0]
+
+        async def call() -> str:
+            client = SLClient(base, "K")
+            try:
+                result = await client.send_message("5551230001", "hello")
+                return result.error or ",".join(result.message_ids)
+            finally:
+                await client.close()
+
+        ids = asyncio.run(call())
+        assert ids.isdigit()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0 and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
