@@ -61,7 +61,7 @@ def _judge_message(body: str) -> Verdict:
     problems: list[str] = []
     unknown = sorted(set(value) - JSON_KEYS)
     if unknown:
-        problems.append(f"unknown JSON key(s): {', '.join(unknown)}")
+        problems.append(f"unknown JSON key(s): {', '.join(map(repr, unknown))} (only body, close_session, reprocess)")
     reply = value.get("body", "")
     if not isinstance(reply, str):
         problems.append("JSON 'body' is not a string")

@@ -26,7 +26,7 @@ import aiohttp
 from ..contract import CallbackType, parse_sent_at
 from ..segments import count_segments, is_gsm7
 from .judge import Verdict, judge_response
-from .phrases import FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
+from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
 
 FLOOD_WINDOW = 60.0
 """Default seconds over which `flood_limit` messages per phone are allowed."""
@@ -84,6 +84,8 @@ class PhoneState:
     """Message texts delivered to this phone, whole (not per part); the last 50."""
     last_active: float = 0.0
     """loop.time() of the last message to or from this phone (for session expiry)."""
+    carrier: tuple[str, str] = ("", "")
+    """(carrier_id, carrier_name), once known."""
 
 
 OnExchange = Callable[[Exchange], None]
@@ -264,7 +266,10 @@ class SimulatedSL:
         return b"".join(chunks).decode(charset, errors="replace"), False
 
     def _apply(self, exchange: Exchange) -> None:
+        """The SL acts on a response that keeps the contract; one that breaks it is not applied."""
         verdict = exchange.verdict
+        if not verdict.ok:
+            return
         phone = exchange.fields.get("phone_number", "")
         if exchange.type == CallbackType.INCOMING_MESSAGE and phone:
             state = self.phone(phone)
@@ -323,7 +328,10 @@ class SimulatedSL:
             "sent_at": self._now_stamp(),
         }
         if carrier[0]:
-            fields["carrier_id"], fields["carrier_name"] = carrier
+            state.carrier = carrier
+        elif not state.carrier[0]:
+            state.carrier = self.random.choice(CARRIERS)
+        fields["carrier_id"], fields["carrier_name"] = state.carrier
         if auto_subscribe:
             fields["auto_subscribe"] = self.random.choice(TRUE_SPELLINGS)
         elif self.random.random() < 0.3:
