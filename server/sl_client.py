@@ -45,6 +45,9 @@ class SendResult:
 
 
 class SLClient:
+    """The SL API at `base_url` (e.g. http://127.0.0.1:8090/api/), called with `api_key`.
+    Every call returns a result or a one-line error; none raises for network or HTTP trouble."""
+
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 15.0) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.api_key = api_key
@@ -63,7 +66,9 @@ class SLClient:
                 if response.status != 200:
                     first = text.strip().splitlines()[0].strip() if text.strip() else "(no message)"
                     return None, f"{method}: HTTP {response.status}: {first[:200]}"
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+        except TimeoutError:
+            return None, f"cannot reach the SL at {url}: no answer within {self._timeout.total:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             return None, f"cannot reach the SL at {url}: {reason}"
         if not text.strip():
