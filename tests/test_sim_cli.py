@@ -63,7 +63,7 @@ async def test_a_contract_breaking_gateway_exits_1(aiohttp_server):
     code, out, _ = await simulate("--gateway", url, "--count", "5", "--rate", "200", "--seed", "1",
                                   "--api-key", "k-2")
     assert code == 1
-    assert "VIOLATION: unknown JSON key(s): 'reply'" in out
+    assert "VIOLATION: unknown JSON key(s): reply" in out
     assert "with contract violations" in out.splitlines()[-1]
 
 

@@ -81,8 +81,7 @@ async def test_plain_reply_is_delivered_in_parts_with_delivery_reports(aiohttp_s
         mine = [r for r in reports if r["message_id"] == message_id]
         assert [r["status"] for r in mine][0] == "4" and mine[-1]["status"] in ("1", "2")
         assert [parse_bool(r["final"]) for r in mine] == [False, True]
-    if all(sl.messages[i].status == 1 for i in ids):
-        assert sl.phone(PHONE).received == [long_reply]
+    assert sl.phone(PHONE).received == [long_reply]
 
 
 async def test_json_close_session_and_reprocess(aiohttp_server):
@@ -182,7 +181,7 @@ async def test_a_delivered_message_may_get_an_answer_from_the_phone(aiohttp_serv
     gateway = TinyGateway(lambda f: web.Response(text="Which size?" if f["body"] == "PIZZA" else "")
                           if f["type"] == "incoming_message" else web.Response())
     url = await serve(aiohttp_server, gateway)
-    sl = fast_sl(url, reply_chance=1.0)
+    sl = fast_sl(url, reply_chance=1.0, failure_rate=0.0)
     try:
         await sl.incoming(PHONE, "PIZZA")
         await gateway.wait_for(lambda: len(gateway.of_type("incoming_message")) == 2)
@@ -199,7 +198,7 @@ BREAKING = [
     ("delivery_report", 404, "", "HTTP 404 instead of 200"),
     ("incoming_message", 200, '{"body": "hi"', "starts like JSON but is not valid JSON"),
     ("incoming_message", 200, "[1, 2]", "JSON response is not an object"),
-    ("incoming_message", 200, '{"body": "hi", "reply": "x"}', "unknown JSON key(s): 'reply'"),
+    ("incoming_message", 200, '{"body": "hi", "reply": "x"}', "unknown JSON key(s): reply"),
     ("incoming_message", 200, '{"close_session": "maybe"}', "'close_session' is not a boolean"),
     ("incoming_message", 200, '{"close_session": 2}', "'close_session' is not a boolean"),
     ("incoming_message", 200, '{"body": 5}', "'body' is not a string"),

@@ -4,6 +4,7 @@ and the callbacks the calls cause at the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -100,7 +101,6 @@ async def test_flood_limit_is_minus_3(api):
     ("send_message", {"phone_number": PHONE}, "missing parameter 'body'"),
     ("send_message", {"body": "hi"}, "missing parameter 'phone_number' or 'phone_numbers'"),
     ("send_message", {"phone_number": PHONE, "body": "hi", "action_expected": "maybe"}, "is not a boolean"),
-    ("send_message", {"phone_number": PHONE, "body": "hi", "on": "whenever you like"}, "cannot read 'on'"),
     ("send_messages", {"template": "Hi"}, "missing parameter 'recipients'"),
     ("send_messages", {"template": "Hi", "recipients": "{not json"}, "recipients is not valid JSON"),
     ("send_messages", {"template": "Hi", "recipients": '["5551230001"]'}, "recipients must be a JSON object"),
@@ -179,6 +179,31 @@ async def test_lenient_schedule_dates_are_accepted(api):
         assert status == 200, (on, text)
 
 
+async def test_an_unreadable_schedule_is_kept_as_given(api, aiohttp_server):
+    gateway = TinyGateway()
+    sl, client = await api(await serve(aiohttp_server, gateway))
+    status, text = await call(client, "send_message", phone_number=PHONE, body="hi", on="Tuesday 9 1:15PM")
+    message_id = int(json.loads(text)["message_ids"])
+    assert status == 200 and sl.messages[message_id].scheduled == "Tuesday 9 1:15PM"
+    await asyncio.sleep(0.1)
+    assert not sl.messages[message_id].sent and sl.phone(PHONE).received == []
+    assert gateway.received == []
+    _, text = await call(client, "cancel_messages", message_ids=str(message_id))
+    assert json.loads(text) == {"canceled_count": 1}
+
+
+async def test_a_schedule_in_the_past_goes_out_at_once(api, aiohttp_server):
+    gateway = TinyGateway()
+    sl, client = await api(await serve(aiohttp_server, gateway))
+    _, text = await call(client, "send_message", phone_number=PHONE, body="late", on="2/9/2007")
+    message_id = json.loads(text)["message_ids"]
+    await gateway.wait_for(lambda: any(f["message_id"] == message_id and f["final"] == "1"
+                                       for f in gateway.of_type("delivery_report")))
+    assert sl.phone(PHONE).received == ["late"]
+    _, text = await call(client, "cancel_messages", message_ids=message_id)
+    assert json.loads(text) == {"canceled_count": 0}  # already sent
+
+
 async def test_delivery_status_reports_known_ids(api):
     sl, client = await api()
     _, text = await call(client, "send_message", phone_number=PHONE, body="hi")
@@ -206,13 +231,13 @@ async def test_close_sessions_closes_and_notifies_the_gateway(api, aiohttp_serve
     assert not sl.phone(PHONE).session_open and not sl.phone("5551230002").session_open
     await gateway.wait_for(lambda: bool(gateway.of_type("session_closed")))
     closed = gateway.of_type("session_closed")
-    assert [f["phone_numbers"] for f in closed] == [f"{PHONE},5551230002"]
+    assert [f["phone_numbers"] for f in closed] == [f"{PHONE},5551230002,5551239999"]
     assert_well_formed(closed[0])
 
 
 async def test_sent_messages_reach_the_phone_report_delivery_and_get_answers(api, aiohttp_server):
     gateway = TinyGateway()
-    sl, client = await api(await serve(aiohttp_server, gateway), reply_chance=1.0)
+    sl, client = await api(await serve(aiohttp_server, gateway), reply_chance=1.0, failure_rate=0.0)
     _, text = await call(client, "send_message", phone_number=PHONE, body="word " * 40, action_expected="yes")
     ids = json.loads(text)["message_ids"].split(",")
     await gateway.wait_for(lambda: bool(gateway.of_type("incoming_message")))

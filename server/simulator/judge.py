@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ..sanitize import neutralise_line
 from ..contract import TAG_PATTERN, CallbackType, parse_bool
 
 JSON_KEYS = frozenset({"body", "close_session", "reprocess"})
@@ -61,7 +62,8 @@ def _judge_message(body: str) -> Verdict:
     problems: list[str] = []
     unknown = sorted(set(value) - JSON_KEYS)
     if unknown:
-        problems.append(f"unknown JSON key(s): {', '.join(map(repr, unknown))} (only body, close_session, reprocess)")
+        problems.append(f"unknown JSON key(s): {', '.join(neutralise_line(str(key)) for key in unknown)}"
+                        " (only body, close_session, reprocess)")
     reply = value.get("body", "")
     if not isinstance(reply, str):
         problems.append("JSON 'body' is not a string")

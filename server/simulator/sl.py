@@ -121,6 +121,7 @@ class SimulatedSL:
         flood_window: float = FLOOD_WINDOW,
         delivery_delay: float = 1.0,
         reply_chance: float = 0.4,
+        failure_rate: float = 0.08,
         reply_delay: float = 2.0,
         follow_ups: bool = True,
         max_callbacks: int | None = None,
@@ -135,6 +136,8 @@ class SimulatedSL:
         self.flood_window = flood_window
         self.delivery_delay = delivery_delay
         self.reply_chance = reply_chance
+        self.failure_rate = failure_rate
+        """Share of sent messages whose final delivery report is 2 (failed)."""
         self.reply_delay = reply_delay
         self.follow_ups = follow_ups
         self.max_callbacks = max_callbacks
@@ -347,15 +350,17 @@ class SimulatedSL:
         return exchange
 
     def end_sessions(self, phones: list[str]) -> list[str]:
-        """Close the open sessions among `phones` now; the app hears one session_closed
-        listing them (sent in the background). Returns the phones closed."""
-        closed = self._close(phones)
-        if closed:
-            self.spawn(self._notify_closed(closed))
-        return closed
+        """The API's close_sessions: the sessions end now and the app hears one
+        session_closed listing every phone asked for (sent in the background)."""
+        self._close(phones)
+        keys = list(dict.fromkeys(self.phone(raw).phone for raw in phones))
+        if keys:
+            self.spawn(self._notify_closed(keys))
+        return keys
 
     async def close_sessions(self, phones: list[str]) -> list[str]:
-        """As end_sessions, waiting for the session_closed callback to be answered."""
+        """Expiry: the open sessions among `phones` end and the app hears one session_closed
+        listing them. Returns the phones closed."""
         closed = self._close(phones)
         if closed:
             await self._notify_closed(closed)
@@ -410,23 +415,30 @@ class SimulatedSL:
             ids.append(message.message_id)
         while len(self.messages) > MAX_MESSAGES:
             self.messages.popitem(last=False)
-        delay = 0.0
+        # A schedule the SL cannot read ("Tuesday 9 1:15PM") is kept as given: the
+        # message stays scheduled (pending, cancelable) and is never sent.
+        delay, at = 0.0, "now"
         if on:
             at = parse_sent_at(on)
             if at is not None:
                 delay = max(0.0, datetime.fromisoformat(at).timestamp() - time.time())
-        if self.follow_ups:
-            self.spawn(self._transmit(state.phone, text, ids, delay))
-        else:
-            if not on:
-                for message_id in ids:
-                    self.messages[message_id].sent = True
-            state.received.append(text)
-            del state.received[:-50]
+        if not on:
+            self._reaches_phone(state, text)
+        if self.follow_ups and at is not None:
+            self.spawn(self._transmit(state.phone, text if on else "", ids, delay))
+        elif not on:
+            for message_id in ids:
+                self.messages[message_id].sent = True
         return ids
 
-    async def _transmit(self, phone: str, text: str, ids: list[int], delay: float) -> None:
-        """4 queued, then 1 delivered (or sometimes 2 failed) with final set; then the phone may answer."""
+    @staticmethod
+    def _reaches_phone(state: PhoneState, text: str) -> None:
+        state.received.append(text)
+        del state.received[:-50]
+
+    async def _transmit(self, phone: str, scheduled_text: str, ids: list[int], delay: float) -> None:
+        """4 queued, then 1 delivered (or sometimes 2 failed) with final set; then the phone may
+        answer. `final` goes as 0/1, the spelling real clients rely on (NOTES.md)."""
         if delay:
             await asyncio.sleep(delay)
         ids = [i for i in ids if i in self.messages and not self.messages[i].canceled]
@@ -434,25 +446,25 @@ class SimulatedSL:
             return
         for message_id in ids:
             self.messages[message_id].sent = True
+        if scheduled_text:
+            self._reaches_phone(self.phone(phone), scheduled_text)
         await asyncio.sleep(self.delivery_delay * (0.3 + self.random.random()))
         for message_id in ids:
             if message_id in self.messages:
                 self.messages[message_id].status = 4
             await self.post({"type": "delivery_report", "message_id": str(message_id),
-                             "final": self.random.choice(["0", "0", "0", "false", "n"]), "status": "4"})
+                             "final": "0", "status": "4"})
         await asyncio.sleep(self.delivery_delay * (0.5 + self.random.random()))
-        failed = self.random.random() < 0.08
+        failed = self.random.random() < self.failure_rate
         for message_id in ids:
             status = 2 if failed else 1
             if message_id in self.messages:
                 self.messages[message_id].status = status
             await self.post({"type": "delivery_report", "message_id": str(message_id),
-                             "final": self.random.choice(["1", "1", "1", "true", "yes"]), "status": str(status)})
+                             "final": "1", "status": str(status)})
         if failed:
             return
         state = self.phone(phone)
-        state.received.append(text)
-        del state.received[:-50]
         state.last_active = asyncio.get_running_loop().time()
         if self.random.random() < self.reply_chance:
             await asyncio.sleep(self.reply_delay * (0.5 + self.random.random()))

@@ -15,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from ..contract import parse_bool, parse_sent_at
+from ..contract import parse_bool
 from .sl import SimulatedSL, phone_key
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,9 @@ def _flag(params: dict[str, str], name: str) -> bool:
 
 
 def _schedule(params: dict[str, str]) -> str:
-    on = params.get("on", "").strip()
-    if on and parse_sent_at(on) is None:
-        raise ApiError(f"cannot read 'on' as a date/time: {on!r}")
-    return on
+    """The raw `on` text. Dates are parsed "very liberally" (README.md); one the simulator
+    cannot read is kept as given and the message stays scheduled until canceled."""
+    return params.get("on", "").strip()
 
 
 def _ids_answer(ids: list[int]) -> dict:
