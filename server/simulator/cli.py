@@ -221,8 +221,19 @@ def build_simulate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant(stream: TextIO) -> TextIO:
+    """Texters send emoji: never crash on a terminal that cannot show them."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="replace")
+        except (ValueError, OSError):
+            pass
+    return stream
+
+
 def simulate_main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    out = out or _tolerant(sys.stdout)
     err = err or sys.stderr
     args = _parse(build_simulate_parser(), argv)
     if isinstance(args, int):
@@ -291,7 +302,7 @@ def serve_sl_main(argv: list[str], out: TextIO | None = None, err: TextIO | None
     args = _parse(build_serve_parser(), argv)
     if isinstance(args, int):
         return args
-    return asyncio.run(_serve(args, out or sys.stdout, err or sys.stderr))
+    return asyncio.run(_serve(args, out or _tolerant(sys.stdout), err or sys.stderr))
 
 
 __all__ = ["simulate_main", "serve_sl_main", "Reporter"]

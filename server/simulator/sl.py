@@ -145,7 +145,8 @@ class SimulatedSL:
         self.on_exchange = on_exchange
         self.phones: dict[str, PhoneState] = {}
         self.messages: OrderedDict[int, SentMessage] = OrderedDict()
-        self.exchanges: deque[Exchange] = deque(maxlen=100_000)
+        self.exchanges: deque[Exchange] = deque(maxlen=10_000)
+        """The latest exchanges (a long demo keeps only these)."""
         self.posted = 0
         """Callbacks sent (or being sent) so far."""
         self.completed = 0
