@@ -591,7 +591,12 @@ async def held_phase_b(base: Path, n: int, timeout: float) -> list[Row]:
 
 async def held_phase_c(base: Path, max_pending: int, n: int) -> list[Row]:
     """max_pending held, the rest answered with the fallback at once."""
+    from server.broker import ExchangeEnded
+
     app, store = make_app(base / "c", reply_timeout=30, max_pending=max_pending, fallback="busy")
+    server_ms: list[float] = []  # the gateway's own view: handler start → response recorded
+    app.broker.subscribe(lambda event: server_ms.append(event.response.latency_ms)
+                         if isinstance(event, ExchangeEnded) and event.outcome == "overflow" and event.response else None)
     out = base / "c.json"
     expect = n - max_pending
     try:
@@ -616,7 +621,8 @@ async def held_phase_c(base: Path, max_pending: int, n: int) -> list[Row]:
     return [
         row(f"2 overflow: max_pending {max_pending:,}, {n:,} requests",
             f"{len(early):,} answered 'busy' at once (request sent → answer: p50 {pct(latency, 50):.3f} s, "
-            f"max {worst:.3f} s); held {pending:,}; overflow counter {overflow:,}; "
+            f"max {worst:.3f} s; in the gateway p50 {pct(server_ms, 50):.1f} ms, max {max(server_ms, default=float('nan')):.1f} ms); "
+            f"held {pending:,}; overflow counter {overflow:,}; "
             f"{later_ok:,} held ones answered at quit",
             f"{expect:,} at once (< 1 s)", settled and len(early) == expect and pending == max_pending and worst < 1.0),
     ]
