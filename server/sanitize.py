@@ -12,8 +12,9 @@ as ``\\x0d``. The result holds none of these characters:
 - C0 controls except tab and newline (so ESC and CR included), DEL, all C1 codes
   U+0080-U+009F (among them the 8-bit CSI, OSC, DCS, SOS, PM, APC and ST);
 - bidi controls: U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069;
-- invisible characters that can hide text: U+200B-U+200D, U+2060-U+2064, U+FEFF, and
-  the U+2028/U+2029 line and paragraph separators;
+- invisible characters that can hide text: U+200B, U+2060-U+2064, U+FEFF, and the
+  U+2028/U+2029 line and paragraph separators. The joiners U+200C/U+200D are kept: they
+  cannot hide or reorder text, and emoji sequences (👩‍💻) and Persian script need them;
 - lone surrogates U+D800-U+DFFF (not Unicode text: writing one to a strict UTF-8 stream
   raises). Characters beyond the BMP, emoji included, pass through unchanged.
 
@@ -42,7 +43,7 @@ DANGEROUS = re.compile(
     "["
     "\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 but tab and newline; DEL; C1
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi controls
-    "\u200b-\u200d\u2060-\u2064\ufeff\u2028\u2029"  # invisible, line/paragraph separators
+    "\u200b\u2060-\u2064\ufeff\u2028\u2029"  # invisible, line/paragraph separators
     "\ud800-\udfff"  # lone surrogates
     "]"
 )

@@ -16,7 +16,7 @@ from server.sanitize import neutralise, neutralise_line, truncate
 C0 = [chr(c) for c in range(0x20) if c not in (0x09, 0x0A)]
 C1 = [chr(c) for c in range(0x80, 0xA0)]
 BIDI = ["\u200e", "\u200f", "\u061c", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
-INVISIBLE = ["\u200b", "\u200c", "\u200d", "\ufeff", *map(chr, range(0x2060, 0x2065)), "\u2028", "\u2029"]
+INVISIBLE = ["\u200b", "\ufeff", *map(chr, range(0x2060, 0x2065)), "\u2028", "\u2029"]
 SURROGATES = [chr(c) for c in range(0xD800, 0xE000)]
 EXPECTED = frozenset([*C0, "\x7f", *C1, *BIDI, *INVISIBLE, *SURROGATES])
 DANGEROUS = re.compile("[" + "".join(sorted(EXPECTED)) + "]")

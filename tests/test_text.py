@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from server.sanitize import neutralise, neutralise_line, truncate
 from server.segments import count_segments, split_parts
 
-DANGEROUS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+DANGEROUS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,10 @@ DANGEROUS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2
 def test_sequences_are_shown_not_obeyed(raw, shown):
     assert neutralise(raw) == shown
     assert DANGEROUS.search(neutralise(raw)) is None
+
+
+def test_emoji_joiners_pass():
+    assert neutralise("👩\u200d💻 and \u200c") == "👩\u200d💻 and \u200c"
 
 
 def test_plain_text_emoji_tabs_and_newlines_pass():
