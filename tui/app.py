@@ -3,6 +3,7 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 
 from __future__ import annotations
 
+import gc
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Iterable
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
+NOTICE_DELAY = 1.0
+"""Endings (timed out, caller gone, overflow) are announced at most once per kind per this many
+seconds: one toast per 30 ms batch still mounted ~30 toasts/s during a wave of 10k timeouts,
+and every `notify` re-walks all live toasts."""
 
 
 class SwitchboardApp(App[None]):
@@ -92,6 +97,9 @@ class SwitchboardApp(App[None]):
         self._phone = ""
         self._thread_ids: set[str] = set()
         self._stopping = False
+        self._endings: dict[str, list[int]] = {}
+        self._endings_timer: Timer | None = None
+        self._ticks = 0
         self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
 
@@ -164,6 +172,10 @@ class SwitchboardApp(App[None]):
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick)
         self._tick()
+        # The loaded history (a live segment holds up to 50k records of nested dicts) and the
+        # UI live as long as the app: keep them out of the cyclic GC's full scans, which
+        # otherwise stall the loop for 140+ ms each time (benchmarks/console_bench.py).
+        gc.freeze()
         self.query_one(Composer).focus_reply() if self.query_one(Composer).item else self.query_one(HeldQueue).focus()
 
     @property
@@ -225,11 +237,20 @@ class SwitchboardApp(App[None]):
             seq: event.outcome.replace("_", " ") for seq, event in ended.items()
             if event.outcome in ("timed_out", "caller_gone")
         })
-        endings: dict[str, list[int]] = {}
         for seq, event in ended.items():
             composer.forget(seq)
-            endings.setdefault(event.outcome, []).append(seq)
-        # One notice per kind of ending and batch: a crowd timing out must not bury the screen.
+            self._endings.setdefault(event.outcome, []).append(seq)
+        if self._endings_timer is None:
+            self._endings_timer = self.set_timer(NOTICE_DELAY, self._announce_endings, name="endings")
+        current = composer.item
+        if current is not None and current.seq in ended:
+            composer.clear()
+            composer.item = None
+
+    def _announce_endings(self) -> None:
+        """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
+        self._endings_timer = None
+        endings, self._endings = self._endings, {}
         for outcome, what in (
             ("timed_out", "timed out; the fallback was sent"),
             ("caller_gone", "the caller hung up before an answer"),
@@ -240,10 +261,6 @@ class SwitchboardApp(App[None]):
                 self.notify(f"#{seqs[0]} {what}", severity="warning", timeout=4)
             elif seqs:
                 self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
-        current = composer.item
-        if current is not None and current.seq in ended:
-            composer.clear()
-            composer.item = None
 
     def _after_changes(self, touched: set[str]) -> None:
         composer = self.query_one(Composer)
@@ -450,6 +467,11 @@ class SwitchboardApp(App[None]):
             self.push_screen(HelpScreen())
 
     def _tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % 30 == 0:
+            # Records that arrived since the last freeze live on in the store's live segment:
+            # move them out of the cyclic GC's full scans too (see on_mount).
+            gc.freeze()
         self.query_one(HeldQueue).tick()
         self._update_counts()
 

@@ -16,7 +16,7 @@ from data.models import CallbackRecord
 
 from ..safe import safe_line
 
-MAX_LINES_PER_BATCH = 40
+MAX_LINES_PER_BATCH = 8
 
 _TYPE_STYLE = {
     "delivery_report": "blue",
