@@ -199,6 +199,10 @@ class JournalStorage(Storage):
         self._tables: dict[str, dict[str, dict]] = {}
         self.pending: list[bytes] = []
         self.pending_size = 0
+        self.encoded: dict[str, bytes] = {}
+        """Journal lines already encoded for documents about to be written, by doc id: a
+        `JournalTable` write of that id journals this line instead of encoding again (the
+        owner guarantees the document is unchanged since; see `HistoryStore`)."""
         self.last_offset = -1
         self.drained = False
         """Set (by the writer thread) once the file is complete, fsynced and closed."""
@@ -327,13 +331,15 @@ class _TrackedTable:
     so the change can be journaled as the touched documents only, or rolled back.
     """
 
-    __slots__ = ("raw", "before", "fresh", "cleared")
+    __slots__ = ("raw", "before", "fresh", "cleared", "encoded")
 
-    def __init__(self, raw: dict[str, dict]) -> None:
+    def __init__(self, raw: dict[str, dict], encoded: dict[str, bytes] | None = None) -> None:
         self.raw = raw
         self.before: dict[str, str | None] = {}
-        self.fresh: dict[str, str] = {}
+        self.fresh: dict[str, str | bytes] = {}
+        """Touched key -> its new JSON text, or (pre-encoded) its whole journal line."""
         self.cleared: dict[str, dict] | None = None
+        self.encoded = encoded
 
     def _remember(self, key: str) -> None:
         if key not in self.before:
@@ -355,7 +361,10 @@ class _TrackedTable:
 
     def __setitem__(self, doc_id: int, doc: dict) -> None:
         key = str(doc_id)
-        text = encode_json(doc)  # validate before memory changes
+        encoded = self.encoded
+        text = encoded.pop(key, None) if encoded else None
+        if text is None:
+            text = encode_json(doc)  # validate before memory changes
         self._remember(key)
         self.raw[key] = doc
         self.fresh[key] = text
@@ -427,6 +436,9 @@ class _TrackedTable:
                 text = encode_json(doc)
                 if text == old:
                     continue
+            elif type(text) is bytes:  # a pre-encoded line
+                lines.append(text)
+                continue
             lines.append(f'{{"t":{tname},"i":{key},"d":{text}}}\n'.encode())
         return lines
 
@@ -441,7 +453,7 @@ class JournalTable(Table):
         created = raw is None
         if created:
             raw = {}
-        view = _TrackedTable(raw)
+        view = _TrackedTable(raw, storage.encoded if isinstance(storage, JournalStorage) else None)
         tname = encode_json(self.name)
         try:
             updater(view)  # type: ignore[arg-type]

@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
 from tinydb import TinyDB
+from tinydb.table import Document
 
 from .journal import (
     JournalStorage,
@@ -188,7 +189,8 @@ class _Codec:
         for name, conv in self.fields:
             value = override[name] if name in override else getattr(rec, name)
             if conv == "tuple":
-                value = list(value)
+                # a tuple encodes as the same JSON array as a list, and needs no copy
+                value = value if type(value) is tuple else tuple(value)
             elif conv == "map":
                 # share key strings between documents: the live segment holds many of them
                 value = {_shared_key(k): v for k, v in value.items()}
@@ -208,6 +210,35 @@ CODECS = {
     "response": _Codec(ResponseRecord, "response"),
     "outbound": _Codec(OutboundRecord, "outbound"),
 }
+
+
+def _shared_map(value: Mapping[str, Any]) -> dict:
+    keys = _KEYS
+    return {keys.get(k) or _shared_key(k): v for k, v in value.items()}
+
+
+def _callback_doc(rec: CallbackRecord, seq: int) -> dict:
+    """`CODECS["callback"].to_doc(rec, seq=seq)`, unrolled (the ingest hot path)."""
+    warnings = rec.warnings
+    phones = rec.phones
+    return {
+        "kind": "callback",
+        "seq": seq,
+        "received_at": rec.received_at,
+        "type": rec.type,
+        "fields": _shared_map(rec.fields),
+        "parsed": _shared_map(rec.parsed),
+        "warnings": warnings if type(warnings) is tuple else tuple(warnings),
+        "phones": phones if type(phones) is tuple else tuple(phones),
+        "peer": rec.peer,
+        "app": rec.app,
+        "held": rec.held,
+    }
+
+
+_probe = CallbackRecord(0, 0.0, "", {}, {})
+assert list(_callback_doc(_probe, 1)) == list(CODECS["callback"].to_doc(_probe, seq=1)), "update _callback_doc"
+del _probe
 
 
 def _body(doc: Mapping[str, Any]) -> str:
@@ -247,8 +278,18 @@ def _shows_response(doc: Mapping[str, Any]) -> bool:
 # -- segments held in memory ---------------------------------------------------------------
 
 
+_NEW_TABLE_LINE = f'{{"t":{encode_json(TABLE)},"new":1}}\n'.encode()
+_LINE_HEAD = f'{{"t":{encode_json(TABLE)},"i":'
+
+
 class _MemSegment:
-    """A segment whose TinyDB is in memory: the live one, or a closed one not yet on disk."""
+    """A segment whose TinyDB is in memory: the live one, or a closed one not yet on disk.
+
+    Added documents are staged first: each gets its doc id, its journal line (encoded once)
+    and so its byte offset at once, and waits in `staged` until `commit()` inserts the whole
+    batch with one `insert_multiple` (one `_update_table`), just before the group commit
+    hands the bytes to the writer. Reads look in `staged` for what TinyDB does not hold yet.
+    """
 
     def __init__(self, no: int, storage: JournalStorage, db: TinyDB) -> None:
         self.no = no
@@ -257,6 +298,13 @@ class _MemSegment:
         self.table = db.table(TABLE)
         self.offs = array("q")
         self.ids = array("q")
+        self.staged: dict[int, dict] = {}
+        """Documents added but not yet inserted into TinyDB, by doc id (replaced, never
+        cleared, at commit: a snapshot taken meanwhile on another thread stays whole)."""
+        self.staged_lines: list[tuple[int, dict, bytes]] = []
+        self.staged_size = 0
+        raw = self.raw()
+        self.next_id = max(map(int, raw), default=0) + 1
 
     def raw(self) -> dict[str, dict]:
         return self.storage.read().get(TABLE, {})
@@ -264,8 +312,59 @@ class _MemSegment:
     def doc_at(self, off: int) -> dict | None:
         i = bisect.bisect_left(self.offs, off)
         if i < len(self.offs) and self.offs[i] == off:
-            return self.raw().get(str(self.ids[i]))
+            doc_id = self.ids[i]
+            doc = self.raw().get(str(doc_id))
+            if doc is None:
+                doc = self.staged.get(doc_id)
+            return doc
         return None
+
+    def stage(self, doc: dict) -> tuple[int, int]:
+        """Encode `doc` (raising TypeError/ValueError if it cannot be stored, before anything
+        changes) and queue it; returns (doc id, byte offset of its journal line)."""
+        doc_id = self.next_id
+        line = f"{_LINE_HEAD}{doc_id},\"d\":{encode_json(doc)}}}\n".encode()
+        storage = self.storage
+        if not self.staged_lines and TABLE not in storage.read():
+            # TinyDB's first write to the table journals that the table exists
+            self.staged_size = len(_NEW_TABLE_LINE)
+        off = storage.end + self.staged_size
+        self.next_id = doc_id + 1
+        self.staged_size += len(line)
+        self.staged_lines.append((doc_id, doc, line))
+        self.staged[doc_id] = doc
+        return doc_id, off
+
+    def commit(self) -> None:
+        """Insert the staged documents into TinyDB: one `insert_multiple`, pre-encoded lines."""
+        batch = self.staged_lines
+        if not batch:
+            return
+        storage = self.storage
+        expected_end = storage.end + self.staged_size
+        self.staged_lines = []
+        self.staged_size = 0
+        encoded = storage.encoded
+        for doc_id, _doc, line in batch:
+            encoded[str(doc_id)] = line
+        try:
+            self.table.insert_multiple([Document(doc, doc_id) for doc_id, doc, _line in batch])
+        finally:
+            encoded.clear()
+        self.staged = {}
+        if storage.end != expected_end:  # pragma: no cover - a bug, not a runtime condition
+            raise RuntimeError(f"journal offsets drifted in {storage.path.name}")
+
+    def snapshot_docs(self) -> list[dict]:
+        """The segment's documents, oldest first (thread-safe: C-level copies only)."""
+        staged = self.staged  # first: a commit after this moves these into raw
+        items = list(self.raw().items())
+        docs = [doc for _key, doc in items]
+        extra = list(staged.items())
+        if extra:
+            last = int(items[-1][0]) if items else 0
+            docs.extend(doc for doc_id, doc in extra if doc_id > last)
+        return docs
 
 
 class _DB(TinyDB):
@@ -617,7 +716,7 @@ class HistoryStore:
             live = self._live
             if time.monotonic() - self._failed_at < RETRY_AFTER:
                 raise StoreError(self._write_error)
-            if live is not None and live.storage.pending_size > MAX_BACKLOG:
+            if live is not None and live.storage.pending_size + live.staged_size > MAX_BACKLOG:
                 raise StoreError(self._write_error)
 
     def _insert(self, doc: dict) -> None:
@@ -628,20 +727,24 @@ class HistoryStore:
             live = self._live
             assert live is not None
         try:
-            doc_id = live.table.insert(doc)
+            doc_id, off = live.stage(doc)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"record cannot be stored: {exc}") from None
-        off = live.storage.last_offset
         live.offs.append(off)
         live.ids.append(doc_id)
         self._appended += 1
-        self._index(live.raw()[str(doc_id)], (live.no << LOC_SHIFT) | off)
+        self._index(doc, (live.no << LOC_SHIFT) | off)
 
     def add_callback(self, rec: CallbackRecord) -> CallbackRecord:
         """Store a callback; returns it with its seq. Queued only: `await sync()` makes it durable."""
         self._check_writable()
         seq = self._next_seq
-        self._insert(CODECS["callback"].to_doc(rec, seq=seq))
+        self._insert(_callback_doc(rec, seq))
+        if type(rec) is CallbackRecord:  # dataclasses.replace, without its generic overhead
+            return CallbackRecord(
+                seq, rec.received_at, rec.type, rec.fields, rec.parsed, rec.warnings,
+                rec.phones, rec.peer, rec.app, rec.held,
+            )
         return dataclasses.replace(rec, seq=seq)
 
     def add_response(self, rec: ResponseRecord) -> None:
@@ -657,6 +760,7 @@ class HistoryStore:
     def _take_live(self) -> None:
         live = self._live
         if live is not None:
+            live.commit()
             chunk = live.storage.take()
             if chunk is not None:
                 self._jobs.append((live.storage, chunk[0], chunk[1]))
@@ -985,7 +1089,7 @@ class HistoryStore:
         for n in sorted(set(closed) | set(mem)):
             ms = mem.get(n)
             if ms is not None:
-                out.append((n, list(ms.raw().values()), 0))
+                out.append((n, ms.snapshot_docs(), 0))
             else:
                 out.append((n, None, sizes.get(n, 0)))
         return out
