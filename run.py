@@ -94,10 +94,12 @@ def _data_dir(given: Path | None) -> Path:
 
 
 def _open_store(data_dir: Path):
-    from data.store import HistoryStore, StoreError
+    from data.store import HistoryStore, StoreError, settle_gc
 
     try:
-        return HistoryStore.open(data_dir)
+        store = HistoryStore.open(data_dir)
+        settle_gc()  # no GC stalls from rescanning the history (data/store.py)
+        return store
     except StoreError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

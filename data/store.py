@@ -1145,6 +1145,20 @@ class HistoryStore:
             os.close(self._lock_fd)
 
 
+def settle_gc() -> None:
+    """Call once the store is open, in a long-running process (the console, headless).
+
+    Every stored document stays in memory until its segment rotates: one GC-tracked dict
+    per record (its nested dicts make it so). With the default thresholds, ingest ran about
+    1,300 young and a dozen full collections per 70k requests (580 ms in all, full ones up
+    to 96 ms: the p99 stalls). Freezing what exists now (the modules and the opened history)
+    takes it out of every later collection, and a higher young threshold makes collections
+    rare while each stays small: measured 55 ms in all, the longest about 20 ms.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def _release_free_memory() -> None:
     """Hand the parse buffers freed after open back to the OS (glibc keeps them otherwise)."""
     try:
