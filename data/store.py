@@ -403,6 +403,7 @@ class HistoryStore:
         self._io_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._flush_task: asyncio.Future | None = None
+        self._waiters: list[asyncio.Future] = []
         self._appended = 0
         self._durable = 0
         self._write_error: str | None = None
@@ -823,21 +824,28 @@ class HistoryStore:
             raise StoreError(self._broken)
         target = self._appended
         while self._durable < target:
-            task = self._flush_task
-            if task is None:
+            if self._flush_task is None:
                 task = self._flush_task = asyncio.ensure_future(self._flush())
                 task.add_done_callback(_retrieve)
-            await asyncio.shield(task)
+            # One plain future per caller, all woken when the round ends (cheaper than a
+            # shield per caller); cancelling a caller cancels only its own future.
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     async def _flush(self) -> None:
         upto = self._appended
         self._take_live()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
+        error: BaseException | None = None
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._drain)
         except OSError as exc:
-            raise self._write_failed(exc) from None
+            error = self._write_failed(exc)
+        except BaseException as exc:
+            error = exc
+            raise
         else:
             if upto > self._durable:
                 self._durable = upto
@@ -845,6 +853,16 @@ class HistoryStore:
         finally:
             self._flush_task = None
             self._reap()
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.set_result(None)
+                elif isinstance(error, asyncio.CancelledError):
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(error)
 
     def sync_blocking(self) -> None:
         """Write and fsync everything now, on this thread (shutdown, CLIs)."""
