@@ -282,31 +282,37 @@ async def handle_health(request: web.Request) -> web.Response:
     )
 
 
-@web.middleware
-async def never_500(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """A bug must not look like an SL-side failure: answer 503 with a one-line reason."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("unexpected error handling %s %s", request.method, request.path)
-        return web.Response(status=503, text=f"switchboard could not handle this request: {type(exc).__name__}\n")
+def never_500(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A bug must not look like an SL-side failure: answer 503 with a one-line reason.
+
+    A wrapper on each route rather than an aiohttp middleware: the middleware chain costs
+    a few µs per request, which the ingest benchmark notices."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (web.HTTPException, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("unexpected error handling %s %s", request.method, request.path)
+            return web.Response(
+                status=503, text=f"switchboard could not handle this request: {type(exc).__name__}\n"
+            )
+
+    return guarded
 
 
 def make_gateway(config: GatewayConfig, broker: Broker, store: HistoryStore) -> web.Application:
     """The gateway application: POST callbacks at `config.path`, GET /healthz."""
-    app = web.Application(middlewares=[never_500], client_max_size=config.max_body)
+    app = web.Application(client_max_size=config.max_body)
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
     app[STORE_KEY] = store
     app[STATS_KEY] = GatewayStats()
-    app.router.add_post(config.path, handle_callback)
-    app.router.add_get("/healthz", handle_health)
+    app.router.add_post(config.path, never_500(handle_callback))
+    app.router.add_get("/healthz", never_500(handle_health))
 
     async def answer_held_on_shutdown(app: web.Application) -> None:
         # Without this, runner.cleanup() waits twice its shutdown_timeout and the

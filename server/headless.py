@@ -65,6 +65,14 @@ class LinePrinter:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._held: dict[int, str] = {}
+        self._lines: list[str] = []
+
+    def flush(self) -> None:
+        """Write what was collected in one go (one write call per flush, not per line)."""
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self.out.write("".join(lines))
+        self.out.flush()
 
     def __call__(self, event: BrokerEvent) -> None:
         if isinstance(event, CallbackReceived):
@@ -87,7 +95,9 @@ class LinePrinter:
     def _write(self, line: str, warnings: tuple[str, ...]) -> None:
         if warnings:
             line += f"  [{len(warnings)} warning(s): {warnings[0]}]"
-        self.out.write(f"{_stamp()} {neutralise_line(line)}\n")
+        self._lines.append(f"{_stamp()} {neutralise_line(line)}\n")
+        if len(self._lines) >= 1000:
+            self.flush()
 
 
 async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.stdout) -> int:
@@ -97,7 +107,8 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
         print(f"switchboard: notice: {neutralise_line(notice)}", file=sys.stderr, flush=True)
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, config.gateway.fallback))
-    broker.subscribe(LinePrinter(out))
+    printer = LinePrinter(out)
+    broker.subscribe(printer)
     server = GatewayServer(config.gateway, broker, store)
     try:
         url = await server.start()
@@ -110,19 +121,20 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    flusher = asyncio.create_task(_flush_periodically(out))
+    flusher = asyncio.create_task(_flush_periodically(printer))
     try:
         await stop.wait()
     finally:
         flusher.cancel()
         await server.stop()
+        printer.flush()
         stats = server.stats.as_dict()
         out.write(f"switchboard headless: stopped; {stats['received']} callbacks recorded\n")
         out.flush()
     return 0
 
 
-async def _flush_periodically(out: TextIO) -> None:
+async def _flush_periodically(printer: LinePrinter) -> None:
     while True:
-        await asyncio.sleep(0.5)
-        out.flush()
+        await asyncio.sleep(0.2)
+        printer.flush()
