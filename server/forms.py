@@ -60,6 +60,19 @@ def _pairs_urlencoded(text: str, charset: str, what: str, max_fields: int) -> li
         raise FormError(f"{what} has too many fields (limit {max_fields})") from exc
 
 
+def _pairs_plain(text: str, max_fields: int) -> list[tuple[str, str]]:
+    """parse_qsl for ASCII text with no percent-escapes and no '+'."""
+    pairs = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        if len(pairs) >= max_fields:
+            raise FormError(f"urlencoded body has too many fields (limit {max_fields})")
+        name, _, value = field.partition("=")
+        pairs.append((name, value))
+    return pairs
+
+
 def _decode(raw: bytes, charset: str, what: str) -> str:
     try:
         return raw.decode(charset)
@@ -153,7 +166,13 @@ def read_fields(
             if text is None:
                 # Raw (not percent-encoded) non-ASCII bytes: decode with the charset first.
                 text = _decode(body, charset, "urlencoded body")
-            pairs.extend(_pairs_urlencoded(text, charset, "urlencoded body", max_fields))
+                pairs.extend(_pairs_urlencoded(text, charset, "urlencoded body", max_fields))
+            elif "%" in text or "+" in text:
+                pairs.extend(_pairs_urlencoded(text, charset, "urlencoded body", max_fields))
+            else:
+                # Nothing to unquote (the common case for SL callbacks): split directly,
+                # with the same result as parse_qsl(keep_blank_values=True).
+                pairs.extend(_pairs_plain(text, max_fields))
         elif mime == "application/json" or mime.endswith("+json"):
             pairs.extend(_pairs_json(_decode(body, charset, "JSON body")))
         elif mime == "multipart/form-data":

@@ -63,3 +63,15 @@ def test_too_many_fields():
     body = "&".join(f"f{i}=1" for i in range(50)).encode()
     with pytest.raises(FormError, match="too many fields"):
         read_fields(query_string="", content_type=FORM, body=body, max_fields=20)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from urllib.parse import parse_qsl  # noqa: E402
+
+from server.forms import _pairs_plain  # noqa: E402
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("ab=&;x1 _-.")), max_size=40))
+def test_the_plain_fast_path_matches_parse_qsl(text):
+    assert _pairs_plain(text, 10**6) == parse_qsl(text, keep_blank_values=True)
