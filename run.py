@@ -8,30 +8,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from server.cli_types import port, positive
 from server.config import AppKey, Config, GatewayConfig
 
 
-def _positive(kind: type, name: str):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be greater than 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
-    return value
 
 
 def _path(text: str) -> str:
@@ -54,15 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Tools: 'python run.py simulate --help', 'python run.py serve-sl --help', 'python run.py export --help'.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
     parser.add_argument("--path", type=_path, default="/", help="path of the Gateway URL (default: /)")
     parser.add_argument("--api-key", dest="api_keys", action="append", type=_api_key, default=[],
                         metavar="[NAME=]KEY", help="accept only these apps' callbacks (repeatable); others get 403")
-    parser.add_argument("--reply-timeout", type=_positive(float, "--reply-timeout"), default=20.0, metavar="SECONDS",
+    parser.add_argument("--reply-timeout", type=positive(float, "--reply-timeout"), default=20.0, metavar="SECONDS",
                         help="seconds a held callback waits for an answer before the fallback (default: 20)")
     parser.add_argument("--fallback", default="", metavar="TEXT",
                         help="reply sent when the deadline passes (default: empty, no reply)")
-    parser.add_argument("--max-pending", type=_positive(int, "--max-pending"), default=5000, metavar="N",
+    parser.add_argument("--max-pending", type=positive(int, "--max-pending"), default=5000, metavar="N",
                         help="held callbacks beyond N get the fallback at once (default: 5000)")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help="where history is kept (default: the user data directory)")
@@ -70,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the gateway with no console: held callbacks get the fallback at once")
     parser.add_argument("--demo", action="store_true",
                         help="feed the console from the built-in SL simulator (history goes to DATA_DIR/demo)")
-    parser.add_argument("--demo-rate", type=_positive(float, "--demo-rate"), default=1.0, metavar="N",
+    parser.add_argument("--demo-rate", type=positive(float, "--demo-rate"), default=1.0, metavar="N",
                         help="simulated conversations started per second in --demo (default: 1)")
     parser.add_argument("--demo-seed", type=int, default=None, metavar="S", help="seed for a reproducible --demo")
     parser.add_argument("--sl-url", default="", metavar="URL",

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from ..cli_types import port, positive
 from ..sanitize import neutralise_line, truncate
 from .demo import start_sl_api
 from .judge import Verdict
@@ -30,33 +31,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {neutralise_line(message)} (see --help)\n")
 
 
-def _positive(kind: type, name: str):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be greater than 0, got {text!r}")
-        return value
-
-    return parse
-
 
 def _url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"expected an http:// URL, got {text!r}")
     return text
 
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
-    return value
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
@@ -209,14 +189,14 @@ def build_simulate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gateway", required=True, type=_url, metavar="URL", help="the Gateway URL to call")
     parser.add_argument("--api-key", default="sim-key", metavar="KEY", help="api_key sent with every callback")
-    parser.add_argument("--rate", type=_positive(float, "--rate"), default=5.0, metavar="N",
+    parser.add_argument("--rate", type=positive(float, "--rate"), default=5.0, metavar="N",
                         help="events per second (default 5)")
-    parser.add_argument("--count", type=_positive(int, "--count"), default=50, metavar="N",
+    parser.add_argument("--count", type=positive(int, "--count"), default=50, metavar="N",
                         help="callbacks to send (default 50)")
     parser.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
     parser.add_argument("--scenario", type=Path, default=None, metavar="FILE",
                         help="send a scripted scenario (JSON list of steps) instead of the crowd")
-    parser.add_argument("--timeout", type=_positive(float, "--timeout"), default=30.0, metavar="S",
+    parser.add_argument("--timeout", type=positive(float, "--timeout"), default=30.0, metavar="S",
                         help="seconds to wait for each response (default 30)")
     return parser
 
@@ -284,16 +264,16 @@ def build_serve_parser() -> argparse.ArgumentParser:
                      description="Run the simulated SL alone: its HTTP API (/api/send_message ...) and, "
                                  "with --gateway, texters posting callbacks there.")
     parser.add_argument("--host", default="127.0.0.1", help="address of the SL API (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8090, help="port of the SL API (default 8090; 0 any free one)")
+    parser.add_argument("--port", type=port, default=8090, help="port of the SL API (default 8090; 0 any free one)")
     parser.add_argument("--gateway", type=_url, default=None, metavar="URL", help="Gateway URL the texters post to")
     parser.add_argument("--api-key", default="demo-key", metavar="KEY",
                         help="the api_key the API accepts and callbacks carry (default demo-key)")
-    parser.add_argument("--rate", type=_positive(float, "--rate"), default=1.0, metavar="N",
+    parser.add_argument("--rate", type=positive(float, "--rate"), default=1.0, metavar="N",
                         help="conversation events per second (default 1)")
     parser.add_argument("--seed", type=int, default=None, metavar="S")
-    parser.add_argument("--timeout", type=_positive(float, "--timeout"), default=30.0, metavar="S",
+    parser.add_argument("--timeout", type=positive(float, "--timeout"), default=30.0, metavar="S",
                         help="seconds to wait for each callback's response (default 30)")
-    parser.add_argument("--flood-limit", type=_positive(int, "--flood-limit"), default=20, metavar="N",
+    parser.add_argument("--flood-limit", type=positive(int, "--flood-limit"), default=20, metavar="N",
                         help="messages per phone per minute before send_message answers -3 (default 20)")
     return parser
 
