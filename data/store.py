@@ -1066,20 +1066,19 @@ class HistoryStore:
                 out.append(codec.from_doc(doc))
         return out
 
-    def callback(self, seq: int) -> CallbackRecord | None:
+    def _record_by_seq(self, seq: int, kind: str) -> Any:
         if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
             doc = self._doc_at(self._seq_loc[seq])
-            if doc is not None and doc.get("kind") == "callback":
-                return CODECS["callback"].from_doc(doc)
+            if doc is not None and doc.get("kind") == kind:
+                return CODECS[kind].from_doc(doc)
         return None
+
+    def callback(self, seq: int) -> CallbackRecord | None:
+        return self._record_by_seq(seq, "callback")
 
     def outbound(self, seq: int) -> OutboundRecord | None:
         """The outbound record with this seq (an addition to the agreed API)."""
-        if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
-            doc = self._doc_at(self._seq_loc[seq])
-            if doc is not None and doc.get("kind") == "outbound":
-                return CODECS["outbound"].from_doc(doc)
-        return None
+        return self._record_by_seq(seq, "outbound")
 
     def response_for(self, callback_seq: int) -> ResponseRecord | None:
         if 0 < callback_seq < len(self._resp_loc) and self._resp_loc[callback_seq] >= 0:
