@@ -100,6 +100,7 @@ class SwitchboardApp(App[None]):
         self._endings: dict[str, list[int]] = {}
         self._endings_timer: Timer | None = None
         self._ticks = 0
+        self._phones_dirty = False
         self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
 
@@ -271,7 +272,9 @@ class SwitchboardApp(App[None]):
         elif self._phone in touched:
             self._show_phone(self._phone)
         if touched:
-            self._refresh_phones()
+            # Rebuilt at most once a second (in _tick): a crowd texting at once must not
+            # rebuild the list on every 30 ms batch.
+            self._phones_dirty = True
         self._update_counts()
 
     def _focus_is_elsewhere(self) -> bool:
@@ -472,6 +475,9 @@ class SwitchboardApp(App[None]):
             # Records that arrived since the last freeze live on in the store's live segment:
             # move them out of the cyclic GC's full scans too (see on_mount).
             gc.freeze()
+        if self._phones_dirty:
+            self._phones_dirty = False
+            self._refresh_phones()
         self.query_one(HeldQueue).tick()
         self._update_counts()
 
