@@ -380,7 +380,12 @@ class SwitchboardApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("send", "send_empty", "toggle_close", "focus_reprocess"):
-            return True if self.query_one(Composer).item is not None else None
+            item = self.query_one(Composer).item
+            if item is None:
+                return None
+            if action in ("toggle_close", "focus_reprocess") and item.record.type != "incoming_message":
+                return None  # a subscription is answered with tags only
+            return True
         return True
 
     # -- outbound: the SL API ------------------------------------------------------------
