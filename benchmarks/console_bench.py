@@ -31,7 +31,6 @@ import asyncio
 import http.client
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -43,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+from _common import machine, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,12 +76,6 @@ def proc_status(pid: int | str = "self") -> dict[str, float]:
     return out
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
@@ -102,34 +96,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = f", {int(fh.readline().split()[1]) / 1024 / 1024:.0f} GB RAM"
-    except OSError:
-        pass
-    import aiohttp
-    import textual
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{model}, {os.cpu_count()} cores ({usable} usable){mem}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, Textual {textual.__version__}, aiohttp {aiohttp.__version__}"
-    )
-
-
-# ----------------------------------------------------------------------------- 1. startup (real program)
 
 
 class Tmux:
@@ -388,11 +354,12 @@ class Loader:
 
 
 def make_app(data_dir: Path, **gateway: Any) -> tuple[Any, Any]:
-    from data.store import HistoryStore
+    from data.store import HistoryStore, settle_gc
     from server.config import Config, GatewayConfig
     from tui.app import SwitchboardApp
 
     store = HistoryStore.open(data_dir)
+    settle_gc()  # as run.py does once the history is open
     gateway.setdefault("port", 0)
     app = SwitchboardApp(Config(gateway=GatewayConfig(**gateway), data_dir=data_dir), store)
     return app, store
@@ -413,13 +380,14 @@ async def wait_for(condition: Callable[[], bool], timeout: float, step: float = 
 async def part_thread(history: Path) -> list[Row]:
     import random
 
-    from data.store import HistoryStore
+    from data.store import HistoryStore, settle_gc
     from server.config import Config, GatewayConfig
     from tui.app import SwitchboardApp
     from tui.widgets.thread_view import ThreadView
 
     t = time.perf_counter()
     store = HistoryStore.open(history)
+    settle_gc()  # as run.py does once the history is open
     open_s = time.perf_counter() - t
     rss_store = proc_status()["VmRSS"]
     st = store.stats()
@@ -832,7 +800,7 @@ def main() -> None:
             rows += run_child(part, args)
     total = time.perf_counter() - started
     print()
-    print(f"Machine: {machine()}")
+    print(f"Machine: {machine(detailed=True)}")
     print(f"History: {args.history}; RLIMIT_NOFILE {limit}; bench took {total:.0f} s")
     print()
     print_table(rows)
@@ -840,7 +808,7 @@ def main() -> None:
     print()
     print(f"{sum(1 for r in rows if r['result'] == 'PASS')} PASS, {len(fails)} FAIL")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine(detailed=True), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 
 from __future__ import annotations
 
-import gc
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Iterable
@@ -99,7 +98,6 @@ class SwitchboardApp(App[None]):
         self._stopping = False
         self._endings: dict[str, list[int]] = {}
         self._endings_timer: Timer | None = None
-        self._ticks = 0
         self._phones_dirty = False
         self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
@@ -173,10 +171,6 @@ class SwitchboardApp(App[None]):
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick)
         self._tick()
-        # The loaded history (a live segment holds up to 50k records of nested dicts) and the
-        # UI live as long as the app: keep them out of the cyclic GC's full scans, which
-        # otherwise stall the loop for 140+ ms each time (benchmarks/console_bench.py).
-        gc.freeze()
         self.query_one(Composer).focus_reply() if self.query_one(Composer).item else self.query_one(HeldQueue).focus()
 
     @property
@@ -475,11 +469,6 @@ class SwitchboardApp(App[None]):
             self.push_screen(HelpScreen())
 
     def _tick(self) -> None:
-        self._ticks += 1
-        if self._ticks % 30 == 0:
-            # Records that arrived since the last freeze live on in the store's live segment:
-            # move them out of the cyclic GC's full scans too (see on_mount).
-            gc.freeze()
         if self._phones_dirty:
             self._phones_dirty = False
             self._refresh_phones()
