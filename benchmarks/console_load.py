@@ -26,6 +26,7 @@ import sys
 import time
 
 import aiohttp
+from _common import pct
 
 
 def raise_nofile() -> int:
@@ -35,12 +36,6 @@ def raise_nofile() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def say(line: str) -> None:

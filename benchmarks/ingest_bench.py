@@ -15,7 +15,6 @@ the best run of each is compared, so a burst of other load on the machine skews 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -24,8 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from _common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,19 +72,6 @@ def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str
     return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
             "non2xx": float(errors.group(1)) if errors else 0.0}
 
-
-def machine() -> str:
-    """CPU model and core count, for the record."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def bench(name: str, cmd: list[str], port: int, args, script: Path) -> dict[str, float]:

@@ -87,7 +87,6 @@ from .journal import (
     JournalStorage,
     JournalTable,
     encode_json,
-    fsync_dir,
     load_journal,
     move_aside,
     write_durably,
