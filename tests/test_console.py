@@ -255,3 +255,24 @@ async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkey
         assert app.clipboard == INCOMING["body"]
         await pilot.press("ctrl+o")
         await asyncio.wait_for(request, 5)
+
+
+async def test_event_history_is_shown_whole_after_a_restart(tmp_path):
+    from data.store import HistoryStore
+
+    first = HistoryStore.open(tmp_path / "h")
+    app = make_app(first, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(20):
+            await post(app.gateway_url, {"type": "delivery_report", "api_key": "k", "message_id": str(900 + n), "final": "1", "status": "1"})
+    first.close()
+    second = HistoryStore.open(tmp_path / "h")
+    try:
+        app = make_app(second, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.1)
+            log_text = "\n".join(strip.text for strip in app.query_one("#events").lines)
+            assert all(f"message {900 + n}" in log_text for n in range(20))
+            assert "more events" not in log_text
+    finally:
+        second.close()

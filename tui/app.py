@@ -171,7 +171,11 @@ class SwitchboardApp(App[None]):
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick)
         self._tick()
-        self.query_one(Composer).focus_reply() if self.query_one(Composer).item else self.query_one(HeldQueue).focus()
+        composer = self.query_one(Composer)
+        if composer.item is not None:
+            composer.focus_reply()
+        else:
+            self.query_one(HeldQueue).focus()
 
     @property
     def gateway_url(self) -> str:
@@ -181,7 +185,8 @@ class SwitchboardApp(App[None]):
         records = self.store.recent_callbacks(200)
         lines = [describe(record) for record in records if not record.held]
         if lines:
-            self.query_one(EventLog).write_batch(lines)
+            # History is shown whole; only live batches are capped (to keep up under a flood).
+            self.query_one(EventLog).write_batch(lines, limit=len(lines))
         self._refresh_phones()
         contacts = self.store.contacts(1)
         self._show_phone(contacts[0].phone if contacts else "")

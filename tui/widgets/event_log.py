@@ -68,10 +68,11 @@ class EventLog(RichLog):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, wrap=False, markup=False, highlight=False, max_lines=1000)
 
-    def write_batch(self, lines: list[Text]) -> None:
-        skipped = len(lines) - MAX_LINES_PER_BATCH
+    def write_batch(self, lines: list[Text], *, limit: int = MAX_LINES_PER_BATCH) -> None:
+        """Write the newest `limit` lines, and a count of the ones left out."""
+        skipped = len(lines) - limit
         if skipped > 0:
             self.write(Text(f"… {skipped} more events (see history export)", style="dim italic"))
-            lines = lines[-MAX_LINES_PER_BATCH:]
+            lines = lines[-limit:]
         for line in lines:
             self.write(line)
