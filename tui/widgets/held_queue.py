@@ -76,6 +76,9 @@ class HeldQueue(ScrollView, can_focus=True):
 
     def add(self, items: list[HeldItem]) -> None:
         """Append newly held items (they are newer than everything present)."""
+        if self._missed and self.cursor >= len(self._items):
+            # The cursor is on a missed row, below the pending ones: keep it on that row.
+            self.set_reactive(HeldQueue.cursor, self.cursor + len(items))
         for item in items:
             self._index[item.seq] = len(self._items)
             self._items.append(item)
