@@ -24,8 +24,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
+import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
@@ -35,6 +36,7 @@ __all__ = [
     "JournalTable",
     "JournalDamage",
     "encode_json",
+    "encode_json_bytes",
     "fsync_dir",
     "load_journal",
     "move_aside",
@@ -45,6 +47,21 @@ encode_json: Callable[[Any], str] = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), check_circular=False
 ).encode
 """Compact JSON, non-ASCII kept as UTF-8 (so substring search can run on raw lines)."""
+
+_orjson_dumps = orjson.dumps
+
+
+def encode_json_bytes(obj: Any) -> bytes:
+    """`encode_json(obj).encode()`, byte for byte, in a tenth of the time (the ingest hot path).
+
+    orjson writes the same compact UTF-8 JSON as `encode_json` for the documents we store. What
+    it refuses (integers beyond 64 bits, non-string keys, lone surrogates) goes through the
+    stdlib encoder, so the result and the errors (TypeError, ValueError) are the stdlib's.
+    (The one difference, NaN, cannot occur: no stored float comes from the network.)"""
+    try:
+        return _orjson_dumps(obj)
+    except TypeError:
+        return encode_json(obj).encode()
 
 
 class JournalDamage(Exception):
@@ -199,10 +216,6 @@ class JournalStorage(Storage):
         self._tables: dict[str, dict[str, dict]] = {}
         self.pending: list[bytes] = []
         self.pending_size = 0
-        self.encoded: dict[str, bytes] = {}
-        """Journal lines already encoded for documents about to be written, by doc id: a
-        `JournalTable` write of that id journals this line instead of encoding again (the
-        owner guarantees the document is unchanged since; see `HistoryStore`)."""
         self.last_offset = -1
         self.drained = False
         """Set (by the writer thread) once the file is complete, fsynced and closed."""
@@ -276,6 +289,15 @@ class JournalStorage(Storage):
         self.last_offset = offset
         return offset
 
+    def extend(self, lines: list[bytes]) -> None:
+        """Queue several encoded lines (each ending in newline), in order."""
+        if lines:
+            size = sum(map(len, lines))
+            self.pending.extend(lines)
+            self.pending_size += size
+            self.last_offset = self.end + size - len(lines[-1])
+            self.end += size
+
     def take(self) -> tuple[int, bytes] | None:
         """Hand over the pending lines as one chunk `(offset, bytes)` for `write_at`."""
         if not self.pending:
@@ -331,15 +353,14 @@ class _TrackedTable:
     so the change can be journaled as the touched documents only, or rolled back.
     """
 
-    __slots__ = ("raw", "before", "fresh", "cleared", "encoded")
+    __slots__ = ("raw", "before", "fresh", "cleared")
 
-    def __init__(self, raw: dict[str, dict], encoded: dict[str, bytes] | None = None) -> None:
+    def __init__(self, raw: dict[str, dict]) -> None:
         self.raw = raw
         self.before: dict[str, str | None] = {}
-        self.fresh: dict[str, str | bytes] = {}
-        """Touched key -> its new JSON text, or (pre-encoded) its whole journal line."""
+        self.fresh: dict[str, str] = {}
+        """Touched key -> its new JSON text."""
         self.cleared: dict[str, dict] | None = None
-        self.encoded = encoded
 
     def _remember(self, key: str) -> None:
         if key not in self.before:
@@ -361,10 +382,7 @@ class _TrackedTable:
 
     def __setitem__(self, doc_id: int, doc: dict) -> None:
         key = str(doc_id)
-        encoded = self.encoded
-        text = encoded.pop(key, None) if encoded else None
-        if text is None:
-            text = encode_json(doc)  # validate before memory changes
+        text = encode_json(doc)  # validate before memory changes
         self._remember(key)
         self.raw[key] = doc
         self.fresh[key] = text
@@ -436,9 +454,6 @@ class _TrackedTable:
                 text = encode_json(doc)
                 if text == old:
                     continue
-            elif type(text) is bytes:  # a pre-encoded line
-                lines.append(text)
-                continue
             lines.append(f'{{"t":{tname},"i":{key},"d":{text}}}\n'.encode())
         return lines
 
@@ -453,7 +468,7 @@ class JournalTable(Table):
         created = raw is None
         if created:
             raw = {}
-        view = _TrackedTable(raw, storage.encoded if isinstance(storage, JournalStorage) else None)
+        view = _TrackedTable(raw)
         tname = encode_json(self.name)
         try:
             updater(view)  # type: ignore[arg-type]
@@ -467,6 +482,31 @@ class JournalTable(Table):
                 lines.insert(0, f'{{"t":{tname},"new":1}}\n'.encode())
         for line in lines:
             storage.append(line)
+        self.clear_cache()
+
+    def insert_encoded(self, batch: Sequence[tuple[int, dict, bytes]]) -> None:
+        """Insert documents whose journal lines are already encoded: `(doc_id, doc, line)`.
+
+        What `insert_multiple([Document(doc, doc_id), ...])` does, for an owner that encoded
+        each line itself and will not change the documents afterwards (the history store):
+        no copy of each document, no second encoding, one pass. Raises ValueError, changing
+        nothing, if an id is already taken."""
+        storage = self._storage
+        assert isinstance(storage, JournalStorage)
+        tables = storage.read()
+        raw = tables.get(self.name)
+        keys = [str(doc_id) for doc_id, _doc, _line in batch]
+        if raw is not None:
+            taken = [key for key in keys if key in raw]
+            if taken:
+                raise ValueError(f"Document with ID {taken[0]} already exists")
+        else:
+            raw = tables[self.name] = {}
+            storage.append(f'{{"t":{encode_json(self.name)},"new":1}}\n'.encode())
+        for key, (_doc_id, doc, _line) in zip(keys, batch):
+            raw[key] = doc
+        storage.extend([line for _doc_id, _doc, line in batch])
+        self._next_id = None  # as TinyDB does after inserting with explicit ids
         self.clear_cache()
 
 

@@ -81,12 +81,12 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
 from tinydb import TinyDB
-from tinydb.table import Document
 
 from .journal import (
     JournalStorage,
     JournalTable,
     encode_json,
+    encode_json_bytes,
     load_journal,
     move_aside,
     write_durably,
@@ -278,7 +278,7 @@ def _shows_response(doc: Mapping[str, Any]) -> bool:
 
 
 _NEW_TABLE_LINE = f'{{"t":{encode_json(TABLE)},"new":1}}\n'.encode()
-_LINE_HEAD = f'{{"t":{encode_json(TABLE)},"i":'
+_LINE_HEAD = f'{{"t":{encode_json(TABLE)},"i":'.encode()
 
 
 class _MemSegment:
@@ -322,7 +322,7 @@ class _MemSegment:
         """Encode `doc` (raising TypeError/ValueError if it cannot be stored, before anything
         changes) and queue it; returns (doc id, byte offset of its journal line)."""
         doc_id = self.next_id
-        line = f"{_LINE_HEAD}{doc_id},\"d\":{encode_json(doc)}}}\n".encode()
+        line = b"%s%d,\"d\":%s}\n" % (_LINE_HEAD, doc_id, encode_json_bytes(doc))
         storage = self.storage
         if not self.staged_lines and TABLE not in storage.read():
             # TinyDB's first write to the table journals that the table exists
@@ -335,7 +335,7 @@ class _MemSegment:
         return doc_id, off
 
     def commit(self) -> None:
-        """Insert the staged documents into TinyDB: one `insert_multiple`, pre-encoded lines."""
+        """Insert the staged documents into TinyDB in one batch (`JournalTable.insert_encoded`)."""
         batch = self.staged_lines
         if not batch:
             return
@@ -343,13 +343,7 @@ class _MemSegment:
         expected_end = storage.end + self.staged_size
         self.staged_lines = []
         self.staged_size = 0
-        encoded = storage.encoded
-        for doc_id, _doc, line in batch:
-            encoded[str(doc_id)] = line
-        try:
-            self.table.insert_multiple([Document(doc, doc_id) for doc_id, doc, _line in batch])
-        finally:
-            encoded.clear()
+        self.table.insert_encoded(batch)
         self.staged = {}
         if storage.end != expected_end:  # pragma: no cover - a bug, not a runtime condition
             raise RuntimeError(f"journal offsets drifted in {storage.path.name}")

@@ -143,6 +143,9 @@ def _parse_content_type(content_type: str) -> tuple[str, dict[str, str]]:
     return mime, params
 
 
+_FORM_MIMES = ("", "application/x-www-form-urlencoded", "text/plain")
+
+
 def read_fields(
     *,
     query_string: str,
@@ -161,7 +164,7 @@ def read_fields(
         pairs.extend(_pairs_urlencoded(query_string, "utf-8", "query string", max_fields))
     if body:
         charset = _charset(params)
-        if mime in ("", "application/x-www-form-urlencoded", "text/plain"):
+        if mime in _FORM_MIMES:
             text = _decode(body, "ascii", "urlencoded body") if charset == "utf-8" and body.isascii() else None
             if text is None:
                 # Raw (not percent-encoded) non-ASCII bytes: decode with the charset first.
@@ -183,9 +186,14 @@ def read_fields(
             )
     if len(pairs) > max_fields:
         raise FormError(f"request has too many fields (limit {max_fields})")
-    for key, value in pairs:
-        # JSON escapes and some codecs (utf-7, unicode_escape) can yield lone surrogates:
-        # not Unicode, and the store cannot write them (it would answer 503, not 400).
+    # JSON escapes and some codecs (utf-7, unicode_escape) can yield lone surrogates: not
+    # Unicode, and the store cannot write them (it would answer 503, not 400). Strict UTF-8
+    # decoding (the query string, and the usual body) never yields one: no check needed.
+    if body and (charset != "utf-8" or mime not in _FORM_MIMES):
+        pairs_to_check = pairs
+    else:
+        pairs_to_check = []
+    for key, value in pairs_to_check:
         for text in (key, value):
             try:
                 text.encode("utf-8")

@@ -74,14 +74,145 @@ STORE_KEY = web.AppKey("store", HistoryStore)
 STATS_KEY = web.AppKey("stats", GatewayStats)
 
 
-def _reject(request: web.Request, status: int, reason: str) -> web.Response:
-    request.app[STATS_KEY].rejected += 1
-    if status == 403:
-        request.app[STATS_KEY].forbidden += 1
-    request.app[BROKER_KEY].publish(
-        RequestRejected(status=status, reason=reason, peer=request.remote or "")
-    )
-    return web.Response(status=status, text=reason + "\n")
+_EMPTY_OK = EncodedResponse("", "text/plain")
+"""The answer to every callback that expects none (a 200 with an empty body)."""
+
+
+class CallbackEndpoint:
+    """The POST handler for callbacks, with the config, broker, store and counters bound once
+    (the ingest hot path does no `app[...]` lookups)."""
+
+    def __init__(self, config: GatewayConfig, broker: Broker, store: HistoryStore, stats: GatewayStats) -> None:
+        self.config = config
+        self.broker = broker
+        self.store = store
+        self.stats = stats
+
+    def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+        self.stats.rejected += 1
+        if status == 403:
+            self.stats.forbidden += 1
+        self.broker.publish(RequestRejected(status=status, reason=reason, peer=request.remote or ""))
+        return web.Response(status=status, text=reason + "\n")
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        config = self.config
+        store = self.store
+        try:
+            body = await _read_body(request, config.max_body)
+        except FormError as exc:
+            return _closing(self._reject(request, 400, str(exc)))
+        if body is None:
+            return _closing(self._reject(request, 413, f"body larger than {config.max_body} bytes"))
+        try:
+            fields, notes = read_fields(
+                # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
+                query_string=request.rel_url.raw_query_string,
+                content_type=request.headers.get("Content-Type", ""),
+                body=body,
+                max_fields=config.max_fields,
+            )
+            callback = parse_callback(fields)
+        except (FormError, ContractError) as exc:
+            return self._reject(request, 400, str(exc))
+
+        app_name = config.app_name(callback.api_key)
+        if app_name is None:
+            what = "missing" if callback.api_key is None else "not accepted"
+            return self._reject(request, 403, f"api_key {what}: this gateway serves other apps")
+
+        # Record before any cancellable await: from here on, the callback is ours.
+        try:
+            record = store.add_callback(_record(callback, notes, request.remote or "", app_name))
+        except StoreError as exc:
+            return self._reject(request, 503, f"history store unavailable: {exc}")
+        self.stats.received += 1
+        if not record.held:
+            self.broker.publish(CallbackReceived(record))
+            return await _durable(store, _EMPTY_OK)
+        return await self._hold(record)
+
+    async def _hold(self, record: CallbackRecord) -> web.Response:
+        config = self.config
+        broker = self.broker
+        stats = self.stats
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        phone = record.phones[0] if record.phones else ""
+
+        if broker.pending_count >= config.max_pending:
+            stats.overflow += 1
+            resolution = Resolution(
+                decision=fallback_decision(record.type, config.fallback),
+                answered_by="fallback",
+                outcome="overflow",
+            )
+            return await self._respond(record, resolution, started)
+
+        contact = self.store.contact(phone) if phone else None
+        item = HeldItem(
+            record=record,
+            deadline=record.received_at + config.reply_timeout,
+            out_of_session=bool(contact is not None and contact.session_open is False),
+        )
+        stats.held += 1
+        future = broker.hold(item)
+        try:
+            try:
+                resolution = await asyncio.wait_for(asyncio.shield(future), config.reply_timeout)
+            except TimeoutError:
+                resolution = Resolution(
+                    decision=fallback_decision(record.type, config.fallback),
+                    answered_by="fallback",
+                    outcome="timed_out",
+                )
+        except asyncio.CancelledError:
+            # The SL hung up (aiohttp cancels the handler) or the server is stopping hard.
+            stats.caller_gone += 1
+            gone = ResponseRecord(
+                callback_seq=record.seq,
+                sent_at=time.time(),
+                status=0,
+                body="",
+                content_type="",
+                answered_by="fallback",
+                outcome="caller_gone",
+                latency_ms=(loop.time() - started) * 1000,
+                phone=phone,
+            )
+            try:
+                self.store.add_response(gone)
+            except StoreError:
+                log.exception("could not record caller_gone for #%s", record.seq)
+            broker.close(record.seq, "caller_gone", gone)
+            raise
+        return await self._respond(record, resolution, started)
+
+    async def _respond(self, record: CallbackRecord, resolution: Resolution, started: float) -> web.Response:
+        store = self.store
+        encoded = encode_response(record.type, resolution.decision)
+        response = ResponseRecord(
+            callback_seq=record.seq,
+            sent_at=time.time(),
+            status=encoded.status,
+            body=encoded.body,
+            content_type=encoded.content_type,
+            answered_by=resolution.answered_by,
+            outcome=resolution.outcome,
+            latency_ms=(asyncio.get_running_loop().time() - started) * 1000,
+            phone=record.phones[0] if record.phones else "",
+            decision=resolution.decision.as_dict(),
+        )
+        if resolution.outcome == "timed_out":
+            self.stats.timed_out += 1
+        else:
+            self.stats.answered += 1
+        try:
+            store.add_response(response)
+        except StoreError:
+            log.exception("could not record the response for #%s", record.seq)
+        self.broker.close(record.seq, resolution.outcome, response)
+        return await _durable(store, encoded)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -116,58 +247,12 @@ def _wire(encoded: EncodedResponse) -> web.Response:
     )
 
 
-async def handle_callback(request: web.Request) -> web.Response:
-    config = request.app[CONFIG_KEY]
-    store = request.app[STORE_KEY]
-    stats = request.app[STATS_KEY]
-
-    try:
-        body = await _read_body(request, config.max_body)
-    except FormError as exc:
-        return _closing(_reject(request, 400, str(exc)))
-    if body is None:
-        return _closing(_reject(request, 413, f"body larger than {config.max_body} bytes"))
-    try:
-        fields, notes = read_fields(
-            # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
-            query_string=request.rel_url.raw_query_string,
-            content_type=request.headers.get("Content-Type", ""),
-            body=body,
-            max_fields=config.max_fields,
-        )
-        callback = parse_callback(fields)
-    except (FormError, ContractError) as exc:
-        return _reject(request, 400, str(exc))
-
-    app_name = config.app_name(callback.api_key)
-    if app_name is None:
-        what = "missing" if callback.api_key is None else "not accepted"
-        return _reject(request, 403, f"api_key {what}: this gateway serves other apps")
-
-    # Record before any cancellable await: from here on, the callback is ours.
-    try:
-        record = store.add_callback(_record(callback, notes, request.remote or "", app_name))
-    except StoreError as exc:
-        return _reject(request, 503, f"history store unavailable: {exc}")
-    stats.received += 1
-    if not record.held:
-        request.app[BROKER_KEY].publish(CallbackReceived(record))
-        return await _durable(store, EncodedResponse("", "text/plain"))
-    return await _hold(request, record)
-
-
 def _record(callback: Callback, notes: list[str], peer: str, app_name: str) -> CallbackRecord:
+    # positional: the ingest hot path (keywords cost a third more)
     return CallbackRecord(
-        seq=0,
-        received_at=time.time(),
-        type=callback.type,
-        fields=callback.fields,
-        parsed=callback.parsed,
-        warnings=tuple(notes) + callback.warnings,
-        phones=callback.phones,
-        peer=peer,
-        app=app_name,
-        held=callback.held,
+        0, time.time(), callback.type, callback.fields, callback.parsed,
+        tuple(notes) + callback.warnings if notes else callback.warnings,
+        callback.phones, peer, app_name, callback.held,
     )
 
 
@@ -178,95 +263,6 @@ async def _durable(store: HistoryStore, encoded: EncodedResponse) -> web.Respons
     except StoreError as exc:
         return web.Response(status=503, text=f"history store unavailable: {exc}\n")
     return _wire(encoded)
-
-
-async def _hold(request: web.Request, record: CallbackRecord) -> web.Response:
-    config = request.app[CONFIG_KEY]
-    broker = request.app[BROKER_KEY]
-    store = request.app[STORE_KEY]
-    stats = request.app[STATS_KEY]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    phone = record.phones[0] if record.phones else ""
-
-    if broker.pending_count >= config.max_pending:
-        stats.overflow += 1
-        resolution = Resolution(
-            decision=fallback_decision(record.type, config.fallback),
-            answered_by="fallback",
-            outcome="overflow",
-        )
-        return await _respond(request, record, resolution, started)
-
-    contact = store.contact(phone) if phone else None
-    item = HeldItem(
-        record=record,
-        deadline=record.received_at + config.reply_timeout,
-        out_of_session=bool(contact is not None and contact.session_open is False),
-    )
-    stats.held += 1
-    future = broker.hold(item)
-    try:
-        try:
-            resolution = await asyncio.wait_for(asyncio.shield(future), config.reply_timeout)
-        except TimeoutError:
-            resolution = Resolution(
-                decision=fallback_decision(record.type, config.fallback),
-                answered_by="fallback",
-                outcome="timed_out",
-            )
-    except asyncio.CancelledError:
-        # The SL hung up (aiohttp cancels the handler) or the server is stopping hard.
-        stats.caller_gone += 1
-        gone = ResponseRecord(
-            callback_seq=record.seq,
-            sent_at=time.time(),
-            status=0,
-            body="",
-            content_type="",
-            answered_by="fallback",
-            outcome="caller_gone",
-            latency_ms=(loop.time() - started) * 1000,
-            phone=phone,
-        )
-        try:
-            store.add_response(gone)
-        except StoreError:
-            log.exception("could not record caller_gone for #%s", record.seq)
-        broker.close(record.seq, "caller_gone", gone)
-        raise
-    return await _respond(request, record, resolution, started)
-
-
-async def _respond(
-    request: web.Request, record: CallbackRecord, resolution: Resolution, started: float
-) -> web.Response:
-    broker = request.app[BROKER_KEY]
-    store = request.app[STORE_KEY]
-    stats = request.app[STATS_KEY]
-    encoded = encode_response(record.type, resolution.decision)
-    response = ResponseRecord(
-        callback_seq=record.seq,
-        sent_at=time.time(),
-        status=encoded.status,
-        body=encoded.body,
-        content_type=encoded.content_type,
-        answered_by=resolution.answered_by,
-        outcome=resolution.outcome,
-        latency_ms=(asyncio.get_running_loop().time() - started) * 1000,
-        phone=record.phones[0] if record.phones else "",
-        decision=resolution.decision.as_dict(),
-    )
-    if resolution.outcome == "timed_out":
-        stats.timed_out += 1
-    else:
-        stats.answered += 1
-    try:
-        store.add_response(response)
-    except StoreError:
-        log.exception("could not record the response for #%s", record.seq)
-    broker.close(record.seq, resolution.outcome, response)
-    return await _durable(store, encoded)
 
 
 async def handle_health(request: web.Request) -> web.Response:
@@ -310,8 +306,8 @@ def make_gateway(config: GatewayConfig, broker: Broker, store: HistoryStore) -> 
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
     app[STORE_KEY] = store
-    app[STATS_KEY] = GatewayStats()
-    app.router.add_post(config.path, never_500(handle_callback))
+    app[STATS_KEY] = stats = GatewayStats()
+    app.router.add_post(config.path, never_500(CallbackEndpoint(config, broker, store, stats)))
     app.router.add_get("/healthz", never_500(handle_health))
 
     async def answer_held_on_shutdown(app: web.Application) -> None:
