@@ -211,13 +211,16 @@ CODECS = {
 }
 
 
-def _shared_map(value: Mapping[str, Any]) -> dict:
-    keys = _KEYS
-    return {keys.get(k) or _shared_key(k): v for k, v in value.items()}
+def _plain_dict(value: Mapping[str, Any]) -> dict:
+    return value if type(value) is dict else dict(value)
 
 
 def _callback_doc(rec: CallbackRecord, seq: int) -> dict:
-    """`CODECS["callback"].to_doc(rec, seq=seq)`, unrolled (the ingest hot path)."""
+    """`CODECS["callback"].to_doc(rec, seq=seq)`, unrolled (the ingest hot path).
+
+    `fields` and `parsed` are stored as given when they are plain dicts (no copy, no key
+    re-sharing: the gateway's form reader already shares field-name strings, and records
+    are frozen, so nobody changes these dicts afterwards)."""
     warnings = rec.warnings
     phones = rec.phones
     return {
@@ -225,8 +228,8 @@ def _callback_doc(rec: CallbackRecord, seq: int) -> dict:
         "seq": seq,
         "received_at": rec.received_at,
         "type": rec.type,
-        "fields": _shared_map(rec.fields),
-        "parsed": _shared_map(rec.parsed),
+        "fields": _plain_dict(rec.fields),
+        "parsed": _plain_dict(rec.parsed),
         "warnings": warnings if type(warnings) is tuple else tuple(warnings),
         "phones": phones if type(phones) is tuple else tuple(phones),
         "peer": rec.peer,

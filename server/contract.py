@@ -183,7 +183,8 @@ def _phone_warning(name: str, raw: str) -> str | None:
 
 def parse_callback(fields: Mapping[str, str]) -> Callback:
     """Read a callback from its merged fields. Contract violations become warnings;
-    only a missing `type` is fatal (ContractError)."""
+    only a missing `type` is fatal (ContractError). A plain dict becomes the callback's
+    `fields` as is (the caller hands it over)."""
     kind = fields.get("type", "").strip()
     if not kind:
         raise ContractError("missing 'type' field: not a Service Layer callback")
@@ -256,7 +257,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
 
     return Callback(
         type=kind,
-        fields=dict(fields),
+        fields=fields if type(fields) is dict else dict(fields),
         parsed=parsed,
         warnings=tuple(warnings),
         phones=tuple(dict.fromkeys(phones)),

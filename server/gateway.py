@@ -76,6 +76,7 @@ STATS_KEY = web.AppKey("stats", GatewayStats)
 
 _EMPTY_OK = EncodedResponse("", "text/plain")
 """The answer to every callback that expects none (a 200 with an empty body)."""
+_EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 class CallbackEndpoint:
@@ -221,6 +222,12 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     if request.content_length is not None and request.content_length > limit:
         return None
     try:
+        content = request.content
+        if content.is_eof():
+            # The whole body is already buffered (the usual small callback): take it as is,
+            # without read()'s loop and copies. Decompression may have grown it: check again.
+            body = content.read_nowait()
+            return body if len(body) <= limit else None
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
@@ -239,6 +246,8 @@ def _closing(response: web.Response) -> web.Response:
 
 
 def _wire(encoded: EncodedResponse) -> web.Response:
+    if encoded is _EMPTY_OK:
+        return web.Response(body=b"", headers=_EMPTY_HEADERS)
     return web.Response(
         status=encoded.status,
         body=encoded.body.encode("utf-8"),
