@@ -38,7 +38,7 @@ FALSE_WORDS = frozenset({"0", "f", "false", "n", "no"})
 DELIVERY_STATUS: Mapping[int, str] = {0: "pending", 1: "delivered", 2: "failed", 4: "queued"}
 """`delivery_report` status codes, named as in callbacks-general.md."""
 
-# Required fields, then optional boolean fields, per type.
+# Required fields, then boolean fields, per type.
 _REQUIRED: Mapping[str, tuple[str, ...]] = {
     CallbackType.INCOMING_MESSAGE: ("phone_number", "body", "sent_at"),
     CallbackType.DELIVERY_REPORT: ("message_id", "final", "status"),
@@ -49,9 +49,11 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
     CallbackType.PHONE_UNBLACKLISTED: ("phone_number",),
     CallbackType.AUTO_REPLY_LOOP: ("phone_number",),
 }
-_OPTIONAL_BOOLS: Mapping[str, tuple[str, ...]] = {
+_BOOLS: Mapping[str, tuple[str, ...]] = {
     CallbackType.INCOMING_MESSAGE: ("auto_subscribe", "auto_responded"),
+    CallbackType.DELIVERY_REPORT: ("final",),  # required, and a boolean
 }
+"""Every boolean field parsed per type."""
 
 TAG_PATTERN = re.compile(r"[A-Za-z0-9 _-]+")
 """Allowed tag characters (callbacks-subscriptions.md): letters, digits, spaces, `-`, `_`."""
@@ -245,8 +247,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
             phones.append(normalise_phone(number))
         parsed["phone_numbers"] = numbers
 
-    bool_names = _OPTIONAL_BOOLS.get(kind, ()) + (("final",) if kind == CallbackType.DELIVERY_REPORT else ())
-    for name in bool_names:
+    for name in _BOOLS.get(kind, ()):
         if name not in fields:
             parsed[name] = None
             continue
@@ -255,12 +256,12 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
             warnings.append(f"{name} {fields[name]!r} is not a boolean (1/t/true/y/yes or 0/f/false/n/no)")
         parsed[name] = value
 
-    return Callback(
-        type=kind,
-        fields=fields if type(fields) is dict else dict(fields),
-        parsed=parsed,
-        warnings=tuple(warnings),
-        phones=tuple(dict.fromkeys(phones)),
+    return Callback(  # positional: the ingest hot path
+        kind,
+        fields if type(fields) is dict else dict(fields),
+        parsed,
+        tuple(warnings),
+        (phones[0],) if len(phones) == 1 else tuple(dict.fromkeys(phones)),
     )
 
 
