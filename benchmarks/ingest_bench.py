@@ -5,6 +5,7 @@ Every delivery_report Switchboard answers is fsync'd (group commit) before its 2
 
     python benchmarks/ingest_bench.py [--seconds 10] [--connections 64] [--rounds 2] [--data-dir DIR]
 
+Servers run on one core and wrk on the other(s) (`--no-pin` to let the OS place them).
 The servers run alternately (bare, switchboard, bare, switchboard, ...: `--rounds` each) and
 the best run of each is compared, so a burst of other load on the machine skews less.
 
@@ -15,6 +16,7 @@ the best run of each is compared, so a burst of other load on the machine skews 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -55,11 +57,33 @@ def wait_ready(port: int, path: str = "/healthz", timeout: float = 30) -> None:
     raise SystemExit(f"server on port {port} did not start")
 
 
+SERVER_CPUS: set[int] | None = None
+LOAD_CPUS: set[int] | None = None
+
+
+def pinning(pin: bool) -> str:
+    """Put every server on one core and wrk on the others (when there are 2+ cores), so the
+    load generator and the server under test do not take turns on the same core and runs
+    vary less. Both servers get the same treatment."""
+    global SERVER_CPUS, LOAD_CPUS
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not pin or len(cpus) < 2:
+        return "not pinned"
+    SERVER_CPUS, LOAD_CPUS = {cpus[0]}, set(cpus[1:])
+    return f"servers pinned to CPU {cpus[0]}, wrk to CPU {','.join(map(str, cpus[1:]))}"
+
+
+def _pin(cpus: set[int] | None):
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, preexec_fn=_pin(LOAD_CPUS),
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -75,7 +99,8 @@ def run_wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str
 
 
 def bench(name: str, cmd: list[str], port: int, args, script: Path) -> dict[str, float]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_pin(SERVER_CPUS))
     try:
         wait_ready(port)
         run_wrk(port, 2, args.connections, script)  # warm-up
@@ -94,10 +119,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each server, alternating (best counts)")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--no-pin", action="store_true", help="let the OS place servers and wrk on any core")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("ingest_bench: needs wrk (Debian: apt install wrk)", file=sys.stderr)
         return 2
+    placement = pinning(not args.no_pin)
     tmp = Path(tempfile.mkdtemp(prefix="sb-ingest-"))
     script = tmp / "post.lua"
     script.write_text(LUA)
@@ -112,7 +139,7 @@ def main() -> int:
             "switchboard", [sys.executable, "run.py", "--headless", "--port", str(port), "--data-dir", str(data_dir)],
             port, args, script))
     print(f"\nIngest: delivery_report, wrk -t1 -c{args.connections} -d{args.seconds}s, {machine()}")
-    print(f"history: {args.data_dir if args.data_dir is not None else 'fresh directory'}")
+    print(f"history: {args.data_dir if args.data_dir is not None else 'fresh directory'}; {placement}")
     print(f"{'server':34} {'run':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     results = {}
     for name, rs in runs.items():
