@@ -75,3 +75,45 @@ from server.forms import _pairs_plain  # noqa: E402
 @given(st.text(alphabet=st.sampled_from(list("ab=&;x1 _-.")), max_size=40))
 def test_the_plain_fast_path_matches_parse_qsl(text):
     assert _pairs_plain(text, 10**6) == parse_qsl(text, keep_blank_values=True)
+
+
+# -- the plain-ASCII fast path must give what the general path gives -------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from server.forms import _merge, _pairs_plain, _pairs_urlencoded  # noqa: E402
+
+_PLAIN = st.text(alphabet="ab_=&1", max_size=24)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PLAIN)
+def test_plain_fast_path_matches_the_general_reader(text):
+    body = text.encode()
+    try:
+        fast = read_fields(query_string="", content_type=FORM, body=body, max_fields=5)
+    except FormError as exc:
+        fast = ("error", str(exc))
+    # the general path: parse_qsl, as for any percent-encoded body
+    try:
+        pairs = _pairs_urlencoded(text, "utf-8", "urlencoded body", 5)
+        general = ("error", "too many") if len(pairs) > 5 else _merge(pairs)
+    except FormError:
+        general = ("error", "too many")
+    if fast[0] == "error":
+        assert general[0] == "error" and "too many fields" in fast[1]
+    elif general[0] == "error":
+        # parse_qsl counts separators, not fields: '&&&&&' is "6 fields" to it, none to us
+        assert text.count("&") + 1 > 5
+        assert fast == _merge(_pairs_plain(text, 5))
+    else:
+        assert fast == general
+        assert fast == _merge(_pairs_plain(text, 5))
+
+
+def test_plain_fast_path_reports_repeated_keys_and_shares_names():
+    fields, notes = read_fields(query_string="", content_type=FORM, body=b"a=1&b=2&a=3&a=3", max_fields=10)
+    assert fields == {"a": "3", "b": "2"}
+    assert notes == ["field 'a' was sent more than once; the last value was used"]
+    again, _ = read_fields(query_string="", content_type=FORM + "; charset=UTF-8", body=b"b=9", max_fields=10)
+    assert next(iter(again)) is next(k for k in fields if k == "b")  # one string object per name

@@ -157,3 +157,47 @@ def test_torn_final_line_is_ignored_and_reported(tmp_path):
     db = open_journal_db(path)
     assert [dict(d) for d in db.table("t").all()] == [{"n": 1}, {"n": 3}]
     db.close()
+
+
+def test_insert_encoded_matches_insert_multiple(tmp_path):
+    from data.journal import encode_json_bytes
+
+    fast = open_journal_db(tmp_path / "fast.jsonl")
+    slow = open_journal_db(tmp_path / "slow.jsonl")
+    docs = [{"n": i, "text": f"é{i}", "nested": {"k": [i, None, True]}} for i in range(1, 6)]
+    batch = [(i, doc, b'{"t":"t","i":%d,"d":%s}\n' % (i, encode_json_bytes(doc))) for i, doc in enumerate(docs, 1)]
+    fast.table("t").insert_encoded(batch)
+    slow.table("t").insert_multiple(docs)
+    fast.storage.flush()
+    slow.storage.flush()
+    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    assert fast.table("t").all() == slow.table("t").all()
+    assert fast.table("t").insert({"n": 6}) == 6  # TinyDB's next id follows
+    with pytest.raises(ValueError, match="already exists"):
+        fast.table("t").insert_encoded([(3, {"n": 0}, b'{"t":"t","i":3,"d":{"n":0}}\n')])
+    assert fast.table("t").get(doc_id=3) == {"n": 3, "text": "é3", "nested": {"k": [3, None, True]}}
+    fast.close()
+    slow.close()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"a": "é\u200d👩‍💻", "n": 2**63 - 1, "f": 1764211200.123456, "t": (1, "x"), "z": None, "b": False},
+        {"big": 2**70},  # beyond 64 bits: the stdlib encoder takes over
+        {"nested": {"list": [{"k": "v"}], "e": {}}},
+    ],
+)
+def test_encode_json_bytes_is_the_stdlib_encoding(doc):
+    from data.journal import encode_json, encode_json_bytes
+
+    assert encode_json_bytes(doc) == encode_json(doc).encode()
+
+
+def test_encode_json_bytes_raises_like_the_stdlib():
+    from data.journal import encode_json_bytes
+
+    with pytest.raises(TypeError):
+        encode_json_bytes({"x": object()})
+    with pytest.raises(ValueError):  # a lone surrogate cannot be written as UTF-8
+        encode_json_bytes({"x": "\ud800"})
