@@ -19,6 +19,26 @@ from .gateway import STATS_KEY, GatewayStats, make_gateway
 log = logging.getLogger(__name__)
 
 
+ACCEPT_BATCH = 64
+"""Connections accepted per event-loop pass. asyncio accepts up to `backlog` connections each
+time the listening socket is ready and handles them all in the same pass; with 4096, a burst of
+10,000 SL connections kept the console from reading a key for ~0.8 s. The kernel's queue is
+kept at LISTEN_BACKLOG, so a burst still waits there rather than being refused."""
+LISTEN_BACKLOG = 4096
+
+
+def _deepen_backlog(site: web.TCPSite) -> None:
+    """listen() again with the deep backlog (asyncio used ACCEPT_BATCH for both)."""
+    server = getattr(site, "_server", None)  # aiohttp keeps the asyncio Server here
+    for transport_sock in getattr(server, "sockets", None) or ():
+        # asyncio hands out wrappers without listen(); a dup of the fd is the same socket
+        try:
+            with socket.fromfd(transport_sock.fileno(), transport_sock.family, transport_sock.type) as sock:
+                sock.listen(LISTEN_BACKLOG)
+        except OSError:  # pragma: no cover - a listening socket accepts a new backlog
+            pass
+
+
 class GatewayServer:
     """The gateway bound to a socket. `port=0` picks a free port; `config` then
     reports the real one after `start()`."""
@@ -51,9 +71,10 @@ class GatewayServer:
             keepalive_timeout=75.0,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=4096, reuse_address=True)
+        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=ACCEPT_BATCH, reuse_address=True)
         try:
             await site.start()
+            _deepen_backlog(site)
         except OSError as exc:
             await runner.cleanup()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)

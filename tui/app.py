@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -34,6 +34,7 @@ from server.contract import normalise_phone
 from server.runner import GatewayServer
 
 from .clipboard import copy_text
+from .idle_gc import IdleCollector
 from .safe import plain_line
 from .screens.help import HelpScreen
 from .screens.search import SearchScreen
@@ -86,6 +87,7 @@ class SwitchboardApp(App[None]):
 
     def __init__(self, config: Config, store: HistoryStore, *, broker: Broker | None = None) -> None:
         super().__init__()
+        self._gc = IdleCollector()
         self.config = config
         self.store = store
         self.broker = broker or Broker()
@@ -160,6 +162,7 @@ class SwitchboardApp(App[None]):
             if keys else "api_key: any accepted (no --api-key)"
         )
         self._load_history()
+        self._gc.take_over()
         try:
             url = await self.server.start()
         except OSError as exc:
@@ -200,6 +203,7 @@ class SwitchboardApp(App[None]):
 
     def _flush(self) -> None:
         self._flush_timer = None
+        self._gc.activity()
         events, self._buffer = self._buffer, []
         queue = self.query_one(HeldQueue)
         held: list[HeldItem] = []
@@ -473,7 +477,13 @@ class SwitchboardApp(App[None]):
         else:
             self.push_screen(HelpScreen())
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._gc.activity()
+        await super().on_event(event)
+
     def _tick(self) -> None:
+        self._gc.tick()
         if self._phones_dirty:
             self._phones_dirty = False
             self._refresh_phones()
@@ -509,5 +519,8 @@ class SwitchboardApp(App[None]):
             await self.sl_client.close()
 
     async def on_unmount(self) -> None:
-        await self.shutdown_gateway()
+        try:
+            await self.shutdown_gateway()
+        finally:
+            self._gc.give_back()
 

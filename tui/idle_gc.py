@@ -1,0 +1,60 @@
+"""Full garbage collections when the operator will not notice them.
+
+CPython runs a full (generation 2) collection whenever enough objects have survived the
+younger ones, wherever the program happens to be. With 10,000 held requests the heap holds
+their connections, requests and tasks, and such a collection took 0.4 s, right while the burst
+arrived and the operator was typing (measured with benchmarks/console_bench.py). The console
+therefore turns the automatic full collections off (young collections stay automatic and
+cheap) and runs them itself: once nothing has happened for `idle_after` seconds (no broker
+event, no key), and in any case every `at_least_every` seconds so that cyclic garbage cannot
+pile up during a flood that never pauses.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+NEVER = 1_000_000
+"""A gen-2 threshold that is never reached in practice (counts gen-1 collections)."""
+
+
+class IdleCollector:
+    def __init__(self, idle_after: float = 2.0, at_least_every: float = 300.0, min_gap: float = 30.0) -> None:
+        self.idle_after = idle_after
+        self.at_least_every = at_least_every
+        self.min_gap = min_gap
+        now = time.monotonic()
+        self._last_activity = now
+        self._last_full = now
+        self._saved: tuple[int, int, int] | None = None
+        self.collections = 0
+
+    def take_over(self) -> None:
+        """Stop automatic full collections (young ones keep their thresholds)."""
+        if self._saved is None:
+            self._saved = gc.get_threshold()
+            young, middle, _full = self._saved
+            gc.set_threshold(young, middle, NEVER)
+
+    def give_back(self) -> None:
+        if self._saved is not None:
+            gc.set_threshold(*self._saved)
+            self._saved = None
+
+    def activity(self) -> None:
+        self._last_activity = time.monotonic()
+
+    def tick(self) -> bool:
+        """Call about once a second; returns True when it collected."""
+        if self._saved is None or not gc.isenabled():
+            return False
+        now = time.monotonic()
+        since_full = now - self._last_full
+        idle = now - self._last_activity >= self.idle_after
+        if (idle and since_full >= self.min_gap) or since_full >= self.at_least_every:
+            gc.collect()
+            self._last_full = time.monotonic()
+            self.collections += 1
+            return True
+        return False
