@@ -31,7 +31,6 @@ import asyncio
 import http.client
 import json
 import os
-import resource
 import shlex
 import shutil
 import socket
@@ -42,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
-from _common import machine, pct
+from _common import machine, pct, raise_nofile
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,14 +52,6 @@ MAKE_HISTORY = str(ROOT / "benchmarks" / "make_history.py")
 Row = dict[str, str]
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def proc_status(pid: int | str = "self") -> dict[str, float]:

@@ -91,6 +91,7 @@ from .journal import (
     move_aside,
     write_durably,
 )
+from .names import share
 from .models import (
     CallbackRecord,
     ContactState,
@@ -156,19 +157,6 @@ def _why(exc: OSError) -> str:
 # -- records <-> documents ---------------------------------------------------------------
 
 
-_KEYS: dict[str, str] = {}
-
-
-def _shared_key(key: Any) -> Any:
-    """One string object per distinct field name (bounded: field names come from the network)."""
-    shared = _KEYS.get(key)
-    if shared is not None:
-        return shared
-    if type(key) is str and len(_KEYS) < 4096 and len(key) <= 64:
-        _KEYS[key] = key
-    return key
-
-
 class _Codec:
     """Converts one record dataclass to a JSON document and back (tuples and mappings exact)."""
 
@@ -192,7 +180,7 @@ class _Codec:
                 value = value if type(value) is tuple else tuple(value)
             elif conv == "map":
                 # share key strings between documents: the live segment holds many of them
-                value = {_shared_key(k): v for k, v in value.items()}
+                value = {share(k): v for k, v in value.items()}
             doc[name] = value
         return doc
 
@@ -219,8 +207,8 @@ def _callback_doc(rec: CallbackRecord, seq: int) -> dict:
     """`CODECS["callback"].to_doc(rec, seq=seq)`, unrolled (the ingest hot path).
 
     `fields` and `parsed` are stored as given when they are plain dicts (no copy, no key
-    re-sharing: the gateway's form reader already shares field-name strings, and records
-    are frozen, so nobody changes these dicts afterwards)."""
+    re-sharing: the gateway's form reader already shares field-name strings through
+    data/names.py, and records are frozen, so nobody changes these dicts afterwards)."""
     warnings = rec.warnings
     phones = rec.phones
     return {
@@ -1316,18 +1304,25 @@ def _search(
         yield SearchProgress([], 0, total, True)
         return
     raw_needle = encode_json(needle)[1:-1]  # how the needle looks inside a JSON line
+
+    def matched(doc: dict) -> bool:
+        """Keep `doc` if it matches; True once `limit` hits are found."""
+        nonlocal found
+        h = _hit(doc, needle)
+        if h is None:
+            return False
+        hits.append(h)
+        found += 1
+        return found >= limit
+
     for n, docs, size in reversed(segments):
         if docs is not None:
             for doc in reversed(docs):
                 scanned += 1
                 since += 1
-                h = _hit(doc, needle)
-                if h is not None:
-                    hits.append(h)
-                    found += 1
-                    if found >= limit:
-                        yield SearchProgress(hits, scanned, total, True)
-                        return
+                if matched(doc):
+                    yield SearchProgress(hits, scanned, total, True)
+                    return
                 if since >= batch:
                     yield SearchProgress(hits, scanned, total, False)
                     hits, since = [], 0
@@ -1348,13 +1343,9 @@ def _search(
                         doc = json.loads(line).get("d")
                     except (ValueError, AttributeError):
                         continue
-                    h = _hit(doc, needle) if isinstance(doc, dict) else None
-                    if h is not None:
-                        hits.append(h)
-                        found += 1
-                        if found >= limit:
-                            yield SearchProgress(hits, scanned, total, True)
-                            return
+                    if isinstance(doc, dict) and matched(doc):
+                        yield SearchProgress(hits, scanned, total, True)
+                        return
             if since >= batch or (hits and since >= 1000):
                 yield SearchProgress(hits, scanned, total, False)
                 hits, since = [], 0

@@ -27,15 +27,9 @@ class AppKey:
 
 def mask_key(key: str) -> str:
     """A key as it may be shown: never in full."""
-    masked = _MASKED.get(key)
-    if masked is None:
-        masked = "…" + "•" * len(key) if len(key) <= 4 else "…" + key[-4:]
-        if len(key) <= 128 and len(_MASKED) < 1024:  # bounded: keys come from the network
-            _MASKED[key] = masked
-    return masked
-
-
-_MASKED: dict[str, str] = {}
+    if len(key) <= 4:
+        return "…" + "•" * len(key)
+    return "…" + key[-4:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from email.policy import HTTP
 from typing import Iterable, Mapping
 from urllib.parse import parse_qsl
 
+from data.names import NAMES, share
+
 
 class FormError(ValueError):
     """A body that cannot be read as callback fields; the message is the 400's reason."""
@@ -166,7 +168,7 @@ def read_fields(
         and b"+" not in body
     ):
         # The usual SL callback: plain ASCII pairs, nothing to unquote or decode.
-        return _plain_fields(body.decode("ascii"), max_fields)
+        return _merge(_pairs_plain(body.decode("ascii"), max_fields))
     pairs: list[tuple[str, str]] = []
     if query_string:
         if not query_string.isascii():
@@ -212,49 +214,12 @@ def read_fields(
     return _merge(pairs)
 
 
-_NAMES: dict[str, str] = {}
-"""One string object per field name seen (bounded: names come from the network). Each stored
-callback keeps its fields dict in memory until its segment rotates; sharing the names saves
-about 50 bytes per field per record."""
-
-
-def _plain_fields(text: str, max_fields: int) -> tuple[dict[str, str], list[str]]:
-    """`_merge(_pairs_plain(text))` in one pass (the ingest hot path); same results and errors."""
-    parts = [part for part in text.split("&") if part]
-    if len(parts) > max_fields:
-        raise FormError(f"urlencoded body has too many fields (limit {max_fields})")
-    fields: dict[str, str] = {}
-    repeated: list[str] | None = None
-    names = _NAMES
-    for part in parts:
-        key, _, value = part.partition("=")
-        shared = names.get(key)
-        if shared is not None:
-            key = shared
-        elif len(names) < 4096 and len(key) <= 64:
-            names[key] = key
-        old = fields.get(key)
-        if old is not None and old != value:
-            if repeated is None:
-                repeated = []
-            if key not in repeated:
-                repeated.append(key)
-        fields[key] = value
-    if repeated is None:
-        return fields, []
-    return fields, [f"field {key!r} was sent more than once; the last value was used" for key in repeated]
-
-
 def _merge(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
     fields: dict[str, str] = {}
     repeated: list[str] = []
-    names = _NAMES
+    names = NAMES
     for key, value in pairs:
-        shared = names.get(key)
-        if shared is not None:
-            key = shared
-        elif len(names) < 4096 and len(key) <= 64:
-            names[key] = key
+        key = names.get(key) or share(key)  # one string per name: see data/names.py
         if key in fields and fields[key] != value and key not in repeated:
             repeated.append(key)
         fields[key] = value

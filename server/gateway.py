@@ -76,7 +76,6 @@ STATS_KEY = web.AppKey("stats", GatewayStats)
 
 _EMPTY_OK = EncodedResponse("", "text/plain")
 """The answer to every callback that expects none (a 200 with an empty body)."""
-_EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 class CallbackEndpoint:
@@ -246,13 +245,11 @@ def _closing(response: web.Response) -> web.Response:
 
 
 def _wire(encoded: EncodedResponse) -> web.Response:
-    if encoded is _EMPTY_OK:
-        return web.Response(body=b"", headers=_EMPTY_HEADERS)
+    # A ready Content-Type header: cheaper than aiohttp's content_type= and charset= arguments
     return web.Response(
         status=encoded.status,
         body=encoded.body.encode("utf-8"),
-        content_type=encoded.content_type,
-        charset="utf-8",
+        headers={"Content-Type": f"{encoded.content_type}; charset=utf-8"},
     )
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from server.config import Config, GatewayConfig
 from tui.app import SwitchboardApp

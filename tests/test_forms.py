@@ -79,9 +79,7 @@ def test_the_plain_fast_path_matches_parse_qsl(text):
 
 # -- the plain-ASCII fast path must give what the general path gives -------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from server.forms import _merge, _pairs_plain, _pairs_urlencoded  # noqa: E402
+from server.forms import _merge, _pairs_urlencoded  # noqa: E402
 
 _PLAIN = st.text(alphabet="ab_=&1", max_size=24)
 

@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from server.broker import Broker
 from server.config import Config, GatewayConfig
-from server.contract import CallbackType, Decision, parse_callback
+from server.contract import CallbackType, parse_callback
 from server.gateway import make_gateway
 from server.headless import FallbackAnswerer
 from server.simulator.judge import judge_response
