@@ -147,15 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     store = _open_store(config.data_dir)
     try:
-        if config.headless:
-            from server.headless import run_headless
+        from server.event_loop import new_event_loop
 
-            return asyncio.run(run_headless(config, store))
-        from tui.app import SwitchboardApp
+        # asyncio.run() with a loop that shares each pass fairly (server/event_loop.py)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            if config.headless:
+                from server.headless import run_headless
 
-        app = SwitchboardApp(config, store)
-        app.run()
-        return app.return_code or 0
+                return runner.run(run_headless(config, store))
+            from tui.app import SwitchboardApp
+
+            app = SwitchboardApp(config, store)
+            runner.run(app.run_async())
+            return app.return_code or 0
     finally:
         store.close()
 

@@ -54,6 +54,14 @@ Row = dict[str, str]
 # ----------------------------------------------------------------------------- helpers
 
 
+def run_like_run_py(coro):
+    """asyncio.run() on the loop run.py uses (server/event_loop.py)."""
+    from server.event_loop import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def proc_status(pid: int | str = "self") -> dict[str, float]:
     """VmRSS and VmHWM (peak RSS) in MB."""
     out: dict[str, float] = {}
@@ -709,11 +717,11 @@ def child_main(args: argparse.Namespace) -> None:
     raise_nofile()
     part = args._part
     if part == "thread":
-        rows = asyncio.run(part_thread(args.history))
+        rows = run_like_run_py(part_thread(args.history))
     elif part == "held":
-        rows = asyncio.run(part_held(args.held, args.held_phases))
+        rows = run_like_run_py(part_held(args.held, args.held_phases))
     elif part == "flood":
-        rows = asyncio.run(part_flood(args.rate, args.flood_seconds))
+        rows = run_like_run_py(part_flood(args.rate, args.flood_seconds))
     else:
         raise SystemExit(f"unknown part {part}")
     with open(args._out, "w") as fh:
