@@ -159,16 +159,6 @@ def read_fields(
     Returns (fields, notes); notes are warnings about the request's shape (repeated
     keys) worth showing to QA."""
     mime, params = _parse_content_type(content_type)
-    if (
-        not query_string
-        and mime in _FORM_MIMES
-        and (not params or (len(params) == 1 and _charset(params) == "utf-8"))
-        and body.isascii()
-        and b"%" not in body
-        and b"+" not in body
-    ):
-        # The usual SL callback: plain ASCII pairs, nothing to unquote or decode.
-        return _merge(_pairs_plain(body.decode("ascii"), max_fields))
     pairs: list[tuple[str, str]] = []
     if query_string:
         if not query_string.isascii():

@@ -77,7 +77,7 @@ def test_the_plain_fast_path_matches_parse_qsl(text):
     assert _pairs_plain(text, 10**6) == parse_qsl(text, keep_blank_values=True)
 
 
-# -- the plain-ASCII fast path must give what the general path gives -------------------
+# -- the plain split (no percent-escapes) must give what parse_qsl gives ------------------
 
 from server.forms import _merge, _pairs_urlencoded  # noqa: E402
 
@@ -86,7 +86,7 @@ _PLAIN = st.text(alphabet="ab_=&1", max_size=24)
 
 @settings(max_examples=400, deadline=None)
 @given(_PLAIN)
-def test_plain_fast_path_matches_the_general_reader(text):
+def test_plain_bodies_read_as_parse_qsl_reads_them(text):
     body = text.encode()
     try:
         fast = read_fields(query_string="", content_type=FORM, body=body, max_fields=5)
@@ -109,7 +109,7 @@ def test_plain_fast_path_matches_the_general_reader(text):
         assert fast == _merge(_pairs_plain(text, 5))
 
 
-def test_plain_fast_path_reports_repeated_keys_and_shares_names():
+def test_repeated_keys_are_reported_and_names_shared():
     fields, notes = read_fields(query_string="", content_type=FORM, body=b"a=1&b=2&a=3&a=3", max_fields=10)
     assert fields == {"a": "3", "b": "2"}
     assert notes == ["field 'a' was sent more than once; the last value was used"]
