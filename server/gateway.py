@@ -68,9 +68,7 @@ class GatewayStats:
         }
 
 
-CONFIG_KEY = web.AppKey("config", GatewayConfig)
 BROKER_KEY = web.AppKey("broker", Broker)
-STORE_KEY = web.AppKey("store", HistoryStore)
 STATS_KEY = web.AppKey("stats", GatewayStats)
 
 
@@ -309,9 +307,7 @@ def never_500(
 def make_gateway(config: GatewayConfig, broker: Broker, store: HistoryStore) -> web.Application:
     """The gateway application: POST callbacks at `config.path`, GET /healthz."""
     app = web.Application(client_max_size=config.max_body)
-    app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
-    app[STORE_KEY] = store
     app[STATS_KEY] = stats = GatewayStats()
     app.router.add_post(config.path, never_500(CallbackEndpoint(config, broker, store, stats)))
     app.router.add_get("/healthz", never_500(handle_health))
