@@ -163,14 +163,21 @@ async def test_history_is_shown_after_a_restart(tmp_path):
         await pilot.press(*"remembered reply", "enter")
         await asyncio.wait_for(request, 5)
     first.close()
+    thread_text = await _text_after_restart(tmp_path, "#thread")
+    assert INCOMING["body"] in thread_text
+    assert "remembered reply" in thread_text
+
+
+async def _text_after_restart(tmp_path, widget: str) -> str:
+    """Reopen the history in tmp_path/h, start the console on it, return `widget`'s text."""
+    from data.store import HistoryStore
+
     second = HistoryStore.open(tmp_path / "h")
     try:
         app = make_app(second, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.1)
-            thread_text = "\n".join(strip.text for strip in app.query_one("#thread").lines)
-            assert INCOMING["body"] in thread_text
-            assert "remembered reply" in thread_text
+            return "\n".join(strip.text for strip in app.query_one(widget).lines)
     finally:
         second.close()
 
@@ -261,17 +268,10 @@ async def test_event_history_is_shown_whole_after_a_restart(tmp_path):
 
     first = HistoryStore.open(tmp_path / "h")
     app = make_app(first, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         for n in range(20):
             await post(app.gateway_url, {"type": "delivery_report", "api_key": "k", "message_id": str(900 + n), "final": "1", "status": "1"})
     first.close()
-    second = HistoryStore.open(tmp_path / "h")
-    try:
-        app = make_app(second, tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.1)
-            log_text = "\n".join(strip.text for strip in app.query_one("#events").lines)
-            assert all(f"message {900 + n}" in log_text for n in range(20))
-            assert "more events" not in log_text
-    finally:
-        second.close()
+    log_text = await _text_after_restart(tmp_path, "#events")
+    assert all(f"message {900 + n}" in log_text for n in range(20))
+    assert "more events" not in log_text
