@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+from textual.widgets._footer import FooterKey
 
 from server.config import Config, GatewayConfig
 from tui.app import SwitchboardApp
@@ -245,6 +246,58 @@ async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
         assert "timed out" in thread_text
         await pilot.press("delete")
         assert queue._rows == 0
+
+
+def footer_actions(app: SwitchboardApp) -> list[str]:
+    """The actions the footer offers as usable (the rest are shown dimmed)."""
+    return [key.action for key in app.query(FooterKey) if not key.has_class("-disabled")]
+
+
+async def test_when_the_selected_text_times_out_the_next_is_up_without_redrawing_the_footer(store, tmp_path):
+    # A crowd timing out moves the selection every batch: going straight to the next item
+    # keeps the inputs enabled and the focus in place, so the footer (unchanged keys) is
+    # not recomposed. Each recompose re-laid out the whole screen (tui/widgets/steady.py).
+    app = make_app(store, tmp_path, reply_timeout=1.0, fallback="later")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: "help" in footer_actions(app))
+        assert "send" not in footer_actions(app), "nothing to send yet"
+        first = asyncio.create_task(post(app.gateway_url, INCOMING))
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: composer.item is not None)
+        await pilot.pause(0.4)
+        second = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5559876543"}))
+        await wait_until(pilot, lambda: len(app.query_one(HeldQueue)) == 2)
+        await wait_until(pilot, lambda: "send" in footer_actions(app))
+        keys_before = list(app.query(FooterKey))
+        assert (await asyncio.wait_for(first, 5))[2] == "later"
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.record.phones == ("5559876543",))
+        assert app.focused is not None and app.focused.id == "reply"
+        await pilot.pause(0.1)
+        keys_after = list(app.query(FooterKey))
+        assert len(keys_after) == len(keys_before) and all(a is b for a, b in zip(keys_before, keys_after))
+        await pilot.press(*"ok", "enter")
+        assert (await asyncio.wait_for(second, 5))[2] == "ok"
+        await wait_until(pilot, lambda: composer.item is None)
+        await wait_until(pilot, lambda: "send" not in footer_actions(app))
+
+
+async def test_show_text_leaves_a_widget_alone_when_its_text_is_the_same(store, tmp_path):
+    from rich.text import Text
+    from textual.widgets import Static
+
+    from tui.widgets.steady import show_text
+
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)):
+        title = app.query_one("#thread-title", Static)
+        first = Text("Conversation with 555", style="bold")
+        show_text(title, first, layout=False)
+        show_text(title, Text("Conversation with 555", style="bold"), layout=False)
+        assert title.content is first
+        show_text(title, Text("Conversation with 555", style="italic"), layout=False)
+        assert title.content is not first and title.content.style == "italic"
+        show_text(title, "Conversation with 555")
+        assert title.content == "Conversation with 555"
 
 
 async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from data.models import OutboundRecord
@@ -44,6 +44,7 @@ from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
 from .widgets.held_queue import HeldQueue
 from .widgets.status_bar import StatusBar
+from .widgets.steady import SteadyFooter, show_text
 from .widgets.thread_view import ThreadView
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class SwitchboardApp(App[None]):
         yield Static("Events (callbacks that need no answer)", classes="title")
         yield EventLog(id="events")
         yield StatusBar(id="status")
-        yield Footer()
+        yield SteadyFooter()
 
     async def on_mount(self) -> None:
         status = self.query_one(StatusBar)
@@ -175,6 +176,10 @@ class SwitchboardApp(App[None]):
         self.set_interval(1.0, self._tick)
         self._tick()
         composer = self.query_one(Composer)
+        # Send, send empty, close_session and reprocess are usable only with an item up
+        # (check_action): the footer shows them dimmed otherwise. It rereads the bindings
+        # only when told (SteadyFooter then redraws only if the keys differ).
+        self.watch(composer, "item", lambda _item: self.refresh_bindings(), init=True)
         if composer.item is not None:
             composer.focus_reply()
         else:
@@ -249,7 +254,12 @@ class SwitchboardApp(App[None]):
         current = composer.item
         if current is not None and current.seq in ended:
             composer.clear()
-            composer.item = None
+            if len(queue):
+                # Straight on to the oldest open one, as _after_changes would: passing through
+                # "nothing to answer" disabled and re-enabled the inputs and moved the focus.
+                self._select(queue.items[0], focus=not self._focus_is_elsewhere())
+            else:
+                composer.item = None
 
     def _announce_endings(self) -> None:
         """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
@@ -298,7 +308,7 @@ class SwitchboardApp(App[None]):
     def _show_phone(self, phone: str) -> None:
         self._phone = phone
         title = self.query_one("#thread-title", Static)
-        title.update(Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"))
+        show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
         entries = self.store.thread(phone, 300) if phone else []
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries)
@@ -494,9 +504,8 @@ class SwitchboardApp(App[None]):
         counts = dict(self.server.stats.as_dict())
         counts["pending"] = self.broker.pending_count
         self.query_one(StatusBar).counts = counts
-        self.query_one("#queue-title", Static).update(
-            f"Held ({self.broker.pending_count}) — answer oldest first"
-        )
+        show_text(self.query_one("#queue-title", Static),
+                  f"Held ({self.broker.pending_count}) — answer oldest first", layout=False)
 
     # -- shutdown ----------------------------------------------------------------------
 

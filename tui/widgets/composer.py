@@ -18,6 +18,7 @@ from server.contract import CallbackType, Decision, encode_response, parse_tags
 from server.segments import count_segments
 
 from ..safe import plain_line, safe_line
+from .steady import show_text
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Composer(Vertical):
     def _show_context(self, item: HeldItem | None) -> None:
         context = self.query_one("#composer-context", Static)
         if item is None:
-            context.update(Text("Nothing to answer. Held callbacks appear in the queue on the left.", style="dim"))
+            show_text(context, Text("Nothing to answer. Held callbacks appear in the queue on the left.", style="dim"))
             return
         record = item.record
         parsed = record.parsed
@@ -145,7 +146,7 @@ class Composer(Vertical):
         for note, style in notes:
             text.append("\n⚠ ", style=style)
             text.append(note, style=style)
-        context.update(text)
+        show_text(context, text)
 
     # -- live feedback -----------------------------------------------------------------
 
@@ -174,16 +175,14 @@ class Composer(Vertical):
         reply = self.query_one("#reply", Input).value
         segments = count_segments(reply)
         parts = "part" if segments.segments == 1 else "parts"
-        count.update(
-            Text(
-                f"{len(reply)} chars · {segments.units} {'septets' if segments.encoding == 'GSM-7' else 'UTF-16 units'}"
-                f" · {segments.encoding} · {segments.segments} {parts}"
-                f" · {segments.remaining} left in this part",
-                style="dim" if segments.segments <= 1 else "yellow",
-            )
-        )
+        units = "septets" if segments.encoding == "GSM-7" else "UTF-16 units"
+        show_text(count, Text(
+            f"{len(reply)} chars · {segments.units} {units} · {segments.encoding} · {segments.segments} {parts}"
+            f" · {segments.remaining} left in this part",
+            style="dim" if segments.segments <= 1 else "yellow",
+        ), layout=False)  # one line, always
         if item is None:
-            preview.update("")
+            show_text(preview, "")
             return
         decision, error = self.decision()
         line = Text("Response → ", style="bold", end="")
@@ -196,7 +195,7 @@ class Composer(Vertical):
                 line.append_text(safe_line(encoded.body, "green"))
             else:
                 line.append("200, empty body (nothing is sent to the texter)", style="dim")
-        preview.update(line)
+        show_text(preview, line)
 
     # -- actions -----------------------------------------------------------------------
 

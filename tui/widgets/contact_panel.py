@@ -11,6 +11,7 @@ from textual.widgets import Static
 from data.models import ContactState
 
 from ..safe import safe_line
+from .steady import show_text
 
 
 class ContactPanel(Static):
@@ -22,7 +23,7 @@ class ContactPanel(Static):
         text.append_text(safe_line(phone or "—", "bold"))
         if state is None:
             text.append("\n\nNo history yet.", style="dim")
-            self.update(text)
+            show_text(self, text)
             return
 
         def row(label: str, value: str, style: str = "") -> None:
@@ -45,4 +46,4 @@ class ContactPanel(Static):
         row("Messages", f"{state.messages_in} in · {state.messages_out} out")
         if state.last_seen:
             row("Last seen", datetime.fromtimestamp(state.last_seen).strftime("%Y-%m-%d %H:%M:%S"))
-        self.update(text)
+        show_text(self, text)
