@@ -257,14 +257,14 @@ async def test_when_the_selected_text_times_out_the_next_is_up_without_redrawing
     # A crowd timing out moves the selection every batch: going straight to the next item
     # keeps the inputs enabled and the focus in place, so the footer (unchanged keys) is
     # not recomposed. Each recompose re-laid out the whole screen (tui/widgets/steady.py).
-    app = make_app(store, tmp_path, reply_timeout=1.0, fallback="later")
+    app = make_app(store, tmp_path, reply_timeout=2.5, fallback="later")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: "help" in footer_actions(app))
         assert "send" not in footer_actions(app), "nothing to send yet"
         first = asyncio.create_task(post(app.gateway_url, INCOMING))
         composer = app.query_one(Composer)
         await wait_until(pilot, lambda: composer.item is not None)
-        await pilot.pause(0.4)
+        await pilot.pause(1.2)  # the second times out 1.2 s after the first: time to type
         second = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5559876543"}))
         await wait_until(pilot, lambda: len(app.query_one(HeldQueue)) == 2)
         await wait_until(pilot, lambda: "send" in footer_actions(app))

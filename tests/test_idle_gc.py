@@ -20,15 +20,15 @@ def test_takes_over_and_gives_back_the_thresholds():
 
 
 def test_collects_only_when_idle_and_not_too_often():
-    collector = IdleCollector(idle_after=0.05, at_least_every=10.0, min_gap=0.0)
+    collector = IdleCollector(idle_after=0.2, at_least_every=10.0, min_gap=0.0)
     collector.take_over()
     try:
         collector.activity()
         assert collector.tick() is False  # busy: no full collection
-        time.sleep(0.06)
+        time.sleep(0.25)
         assert collector.tick() is True  # idle: collect
         collector.min_gap = 10.0
-        time.sleep(0.06)
+        time.sleep(0.25)
         assert collector.tick() is False  # idle again, but collected a moment ago
         assert collector.collections == 1
     finally:
