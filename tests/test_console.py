@@ -328,3 +328,25 @@ async def test_event_history_is_shown_whole_after_a_restart(tmp_path):
     log_text = await _text_after_restart(tmp_path, "#events")
     assert all(f"message {900 + n}" in log_text for n in range(20))
     assert "more events" not in log_text
+
+
+
+async def test_a_callback_that_arrives_as_the_screen_comes_down_is_not_an_error(store, tmp_path):
+    # Quitting, Textual closes the screens before the app itself: the gateway still runs
+    # and the 30 ms batch timer can still fire, with no widgets left to update.
+    app = make_app(store, tmp_path)
+    close_screens = app._close_all
+    answered: list[int] = []
+
+    async def close_screens_then_a_callback() -> None:
+        await close_screens()
+        status, _, _ = await post(app.gateway_url, {"type": "delivery_report", "api_key": "k",
+                                                    "message_id": "77", "final": "1", "status": "1"})
+        answered.append(status)
+        await asyncio.sleep(0.15)  # past the batch timer
+
+    app._close_all = close_screens_then_a_callback
+    async with app.run_test(size=(120, 40)):
+        pass  # run_test re-raises what went wrong in the app
+    assert answered == [200]
+    assert store.stats().callbacks == 1

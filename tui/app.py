@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import events, on
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -208,6 +208,8 @@ class SwitchboardApp(App[None]):
 
     def _flush(self) -> None:
         self._flush_timer = None
+        if not self._screen_up():
+            return
         self._gc.activity()
         events, self._buffer = self._buffer, []
         queue = self.query_one(HeldQueue)
@@ -264,6 +266,8 @@ class SwitchboardApp(App[None]):
     def _announce_endings(self) -> None:
         """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
         self._endings_timer = None
+        if not self._screen_up():
+            return
         endings, self._endings = self._endings, {}
         for outcome, what in (
             ("timed_out", "timed out; the fallback was sent"),
@@ -494,6 +498,8 @@ class SwitchboardApp(App[None]):
 
     def _tick(self) -> None:
         self._gc.tick()
+        if not self._screen_up():
+            return
         if self._phones_dirty:
             self._phones_dirty = False
             self._refresh_phones()
@@ -508,6 +514,14 @@ class SwitchboardApp(App[None]):
                   f"Held ({self.broker.pending_count}) — answer oldest first", layout=False)
 
     # -- shutdown ----------------------------------------------------------------------
+
+    def _screen_up(self) -> bool:
+        """False once quitting has begun: the timers may still fire while Textual takes
+        the screen down, and then there is nothing left to update."""
+        try:
+            return not self._stopping and self.screen.is_attached
+        except ScreenStackError:
+            return False
 
     async def action_quit(self) -> None:
         await self.shutdown_gateway()
