@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import events, on
-from textual.app import App, ComposeResult, ScreenStackError, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -517,11 +517,9 @@ class SwitchboardApp(App[None]):
 
     def _screen_up(self) -> bool:
         """False once quitting has begun: the timers may still fire while Textual takes
-        the screen down, and then there is nothing left to update."""
-        try:
-            return not self._stopping and self.screen.is_attached
-        except ScreenStackError:
-            return False
+        the screen down (it stops running before it prunes the widgets), and then there is
+        nothing left to update."""
+        return self.is_running and not self._stopping
 
     async def action_quit(self) -> None:
         await self.shutdown_gateway()
