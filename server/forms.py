@@ -34,9 +34,15 @@ def _text_codec(name: str) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError):
         return None
-    if not getattr(info, "_is_text_encoding", True):
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
         return None
     return info.name
+
+
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode", "charmap", "undefined"})
+"""Python codecs that call themselves text encodings but are no charset a client can send:
+`unicode_escape` would read backslash escapes in the body as code points (and warns on bad
+ones), `idna`/`punycode` are for host names, `undefined` always raises."""
 
 
 def _charset(params: Mapping[str, str], default: str = "utf-8") -> str:

@@ -44,6 +44,12 @@ def test_declared_charset_is_honoured():
     [
         (FORM, b"body=%FF%FE", "not valid utf-8"),
         (FORM + "; charset=nope", b"a=1", "unknown charset"),
+        # Python codecs that are no charset on the wire (unicode_escape reads \\N{...} etc.)
+        (FORM + "; charset=unicode_escape", b"body=%5Cx41", "unknown charset"),
+        (FORM + "; charset=raw-unicode-escape", b"body=x", "unknown charset"),
+        (FORM + "; charset=idna", b"body=x", "unknown charset"),
+        ("multipart/form-data; boundary=B; charset=undefined",
+         b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--B--\r\n', "unknown charset"),
         ("application/json", b"{not json", "not valid JSON"),
         ("application/json", b"[1,2]", "must be an object"),
         ("application/json", b'{"a": {"b": 1}}', "must be a string"),
