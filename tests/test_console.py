@@ -300,6 +300,26 @@ async def test_show_text_leaves_a_widget_alone_when_its_text_is_the_same(store, 
         assert title.content == "Conversation with 555"
 
 
+async def test_the_segment_count_follows_the_reply_and_fits_the_column(store, tmp_path):
+    from textual import events
+    from textual.widgets import Static
+
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        count = app.query_one("#reply-count", Static)
+        app.focused.post_message(events.Paste("€uro"))  # as a terminal pastes: not key names
+        await pilot.pause(0.05)
+        assert str(count.render()) == "GSM-7 · 5 septets · 1 part · 155 left"  # € costs two
+        app.focused.post_message(events.Paste(" 😀"))
+        await pilot.pause(0.05)
+        assert str(count.render()) == "UCS-2 · 7 UTF-16 units · 1 part · 63 left"
+        assert count.size.width >= len(str(count.render())) + 2  # + padding: not cut off
+        await pilot.press("ctrl+o")
+        await asyncio.wait_for(request, 5)
+
+
 async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):
     # No clipboard tool on this machine (no DISPLAY): pyperclip raises, OSC 52 is used.
     monkeypatch.delenv("DISPLAY", raising=False)

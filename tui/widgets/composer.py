@@ -176,9 +176,10 @@ class Composer(Vertical):
         segments = count_segments(reply)
         parts = "part" if segments.segments == 1 else "parts"
         units = "septets" if segments.encoding == "GSM-7" else "UTF-16 units"
+        # Shortest first-to-last: it must fit the centre column of a 120-column terminal.
         show_text(count, Text(
-            f"{len(reply)} chars · {segments.units} {units} · {segments.encoding} · {segments.segments} {parts}"
-            f" · {segments.remaining} left in this part",
+            f"{segments.encoding} · {segments.units} {units} · {segments.segments} {parts}"
+            f" · {segments.remaining} left",
             style="dim" if segments.segments <= 1 else "yellow",
         ), layout=False)  # one line, always
         if item is None:
