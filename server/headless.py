@@ -24,6 +24,7 @@ from .broker import (
 )
 from .config import Config
 from .contract import fallback_decision
+from .background_writer import BackgroundWriter
 from .runner import GatewayServer
 from .sanitize import neutralise_line, truncate
 
@@ -62,7 +63,7 @@ def _stamp() -> str:
 class LinePrinter:
     """One line per callback: time, seq, type, phone, text, and what was answered."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO | BackgroundWriter) -> None:
         self.out = out
         self._held: dict[int, str] = {}
         self._lines: list[str] = []
@@ -107,16 +108,19 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
         print(f"switchboard: notice: {neutralise_line(notice)}", file=sys.stderr, flush=True)
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, config.gateway.fallback))
-    printer = LinePrinter(out)
-    broker.subscribe(printer)
     server = GatewayServer(config.gateway, broker, store)
     try:
         url = await server.start()
     except OSError as exc:
         print(f"switchboard: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    out.write(f"switchboard headless: Gateway URL {url}  (ctrl+c stops)\n")
-    out.flush()
+    # From here on everything for stdout goes through one writer that cannot block the
+    # loop (a reader that stops reading must not stop the gateway).
+    writer = BackgroundWriter(out)
+    printer = LinePrinter(writer)
+    broker.subscribe(printer)
+    writer.write(f"switchboard headless: Gateway URL {url}  (ctrl+c stops)\n")
+    writer.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -129,8 +133,10 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
         await server.stop()
         printer.flush()
         stats = server.stats.as_dict()
-        out.write(f"switchboard headless: stopped; {stats['received']} callbacks recorded\n")
-        out.flush()
+        writer.write(f"switchboard headless: stopped; {stats['received']} callbacks recorded\n")
+        # Off the loop's thread: the loop has nothing left to do but must not hang on a
+        # reader that never reads again.
+        await asyncio.to_thread(writer.close)
     return 0
 
 
