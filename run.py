@@ -85,6 +85,19 @@ def _open_store(data_dir: Path):
         raise SystemExit(2) from None
 
 
+def _close_store(store) -> bool:
+    """Close the history; on a write failure (a full disk) say so in one line, no traceback.
+    What could not be written then had not been acknowledged: the SL got a 503 for it."""
+    from data.store import StoreError
+
+    try:
+        store.close()
+    except StoreError as exc:
+        print(f"switchboard: the last records could not be written at exit: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def export_main(argv: list[str]) -> int:
     args = build_export_parser().parse_args(argv)
     store = _open_store(_data_dir(args.data_dir))
@@ -147,21 +160,26 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     store = _open_store(config.data_dir)
     try:
-        from server.event_loop import new_event_loop
-
-        # asyncio.run() with a loop that shares each pass fairly (server/event_loop.py)
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            if config.headless:
-                from server.headless import run_headless
-
-                return runner.run(run_headless(config, store))
-            from tui.app import SwitchboardApp
-
-            app = SwitchboardApp(config, store)
-            runner.run(app.run_async())
-            return app.return_code or 0
+        code = _run(config, store)
     finally:
-        store.close()
+        closed = _close_store(store)
+    return code if closed else 1
+
+
+def _run(config: Config, store) -> int:
+    from server.event_loop import new_event_loop
+
+    # asyncio.run() with a loop that shares each pass fairly (server/event_loop.py)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        if config.headless:
+            from server.headless import run_headless
+
+            return runner.run(run_headless(config, store))
+        from tui.app import SwitchboardApp
+
+        app = SwitchboardApp(config, store)
+        runner.run(app.run_async())
+        return app.return_code or 0
 
 
 if __name__ == "__main__":

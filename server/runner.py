@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from data.store import HistoryStore
+from data.store import HistoryStore, StoreError
 
 from .broker import Broker
 from .config import GatewayConfig
@@ -98,7 +98,12 @@ class GatewayServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-        await self.store.sync()
+        try:
+            await self.store.sync()
+        except StoreError as exc:
+            # A full disk: what could not be written was answered 503, not acknowledged.
+            # Closing the store tries once more and reports it (run.py).
+            log.info("history not synced at stop: %s", exc)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

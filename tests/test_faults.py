@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -198,6 +199,58 @@ async def test_headless_stops_cleanly_on_signal_with_requests_in_flight(tmp_path
     assert code == 0, stderr
     missing = set(acked) - exported_message_ids(out)
     assert not missing, f"{len(missing)} acknowledged callbacks missing after {sig.name}"
+
+
+# ------------------------------------------------------------------------- a disk that fills up
+
+
+def _file_size_limit() -> None:
+    # A real write failure without root: past 64 KiB per file the kernel refuses with EFBIG
+    # (Python ignores SIGXFSZ), as a full disk refuses with ENOSPC.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+async def test_a_disk_that_fills_up_gets_503s_and_a_one_line_error_at_exit(tmp_path):
+    data_dir = tmp_path / "history"
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "run.py", "--headless", "--port", "0", "--data-dir", str(data_dir)],
+            cwd=ROOT, stdout=out, stderr=err, preexec_fn=_file_size_limit,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while not (match := URL_LINE.search((tmp_path / "out").read_text(errors="replace"))):
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "err").read_text()
+            await asyncio.sleep(0.02)
+        acked: list[str] = []
+        refusals: set[str] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            for n in range(1500):  # ~45 KiB of journal per 1,000: the limit is hit on the way
+                fields = {"type": "delivery_report", "api_key": "k", "message_id": f"d{n}", "final": "1", "status": "1"}
+                async with session.post(match.group(1), data=fields) as response:
+                    if response.status == 200:
+                        acked.append(f"d{n}")
+                    else:
+                        assert response.status == 503
+                        refusals.add(await response.text())
+        assert acked and len(refusals) == 1
+        reason = refusals.pop()
+        assert reason.count("\n") == 1 and "history store unavailable" in reason and "too large" in reason
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = (tmp_path / "err").read_text()
+    assert "Traceback" not in stderr, stderr
+    assert code in (0, 1)
+    if code == 1:
+        assert stderr.strip().splitlines()[-1].startswith("switchboard: the last records could not be written")
+    out = tmp_path / "export.jsonl"
+    done, export_err = export(data_dir, out)
+    assert done == 0, export_err
+    assert set(acked) <= exported_message_ids(out)  # every 200 is kept
 
 
 # ------------------------------------------------------------------------- in-process server
