@@ -80,6 +80,9 @@ class RequestRejected:
     status: int
     reason: str
     peer: str
+    seq: int = 0
+    """The held exchange whose answer this was (it could not be made durable, so the SL got
+    the 503 instead of the answer); 0 for a request refused before it was held."""
 
 
 BrokerEvent = Union[CallbackReceived, ExchangeHeld, ExchangeEnded, RequestRejected]

@@ -127,7 +127,7 @@ class CallbackEndpoint:
         self.stats.received += 1
         if not record.held:
             self.broker.publish(CallbackReceived(record))
-            return await _durable(store, _EMPTY_OK)
+            return await self._durable(record, _EMPTY_OK)
         return await self._hold(record)
 
     async def _hold(self, record: CallbackRecord) -> web.Response:
@@ -210,7 +210,19 @@ class CallbackEndpoint:
         except StoreError:
             log.exception("could not record the response for #%s", record.seq)
         self.broker.close(record.seq, resolution.outcome, response)
-        return await _durable(store, encoded)
+        return await self._durable(record, encoded)
+
+    async def _durable(self, record: CallbackRecord, encoded: EncodedResponse) -> web.Response:
+        """Answer only once what we stored is on disk; else a 503 that the console hears of
+        (an operator's answer that did not go out must not look sent)."""
+        try:
+            await self.store.sync()
+        except StoreError as exc:
+            reason = f"history store unavailable: {exc}"
+            self.stats.rejected += 1
+            self.broker.publish(RequestRejected(503, reason, record.peer, record.seq if record.held else 0))
+            return web.Response(status=503, text=reason + "\n")
+        return _wire(encoded)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -258,15 +270,6 @@ def _record(callback: Callback, notes: list[str], peer: str, app_name: str) -> C
         tuple(notes) + callback.warnings if notes else callback.warnings,
         callback.phones, peer, app_name, callback.held,
     )
-
-
-async def _durable(store: HistoryStore, encoded: EncodedResponse) -> web.Response:
-    """Answer only once what we stored is on disk."""
-    try:
-        await store.sync()
-    except StoreError as exc:
-        return web.Response(status=503, text=f"history store unavailable: {exc}\n")
-    return _wire(encoded)
 
 
 async def handle_health(request: web.Request) -> web.Response:

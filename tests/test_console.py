@@ -320,6 +320,37 @@ async def test_the_segment_count_follows_the_reply_and_fits_the_column(store, tm
         await asyncio.wait_for(request, 5)
 
 
+async def test_an_answer_the_disk_cannot_keep_is_not_shown_as_sent(store, tmp_path):
+    # The disk fills up between the text arriving and the operator's answer: the SL gets a
+    # 503 (nothing unrecorded is acknowledged) and the operator must hear of it.
+    import resource
+
+    from textual.widgets import RichLog
+
+    app = make_app(store, tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        async with aiohttp.ClientSession() as session:
+            for n in range(300):  # some history first, so the journal file is ~50 KB
+                fields = {"type": "delivery_report", "api_key": "k", "message_id": str(n), "final": "1", "status": "1"}
+                async with session.post(app.gateway_url, data=fields) as response:
+                    assert response.status == 200
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        biggest = max(path.stat().st_size for path in (tmp_path / "history").rglob("*") if path.is_file())
+        # A real write failure from the kernel (EFBIG past the limit; Python ignores SIGXFSZ).
+        resource.setrlimit(resource.RLIMIT_FSIZE, (biggest + 256, hard))
+        try:
+            await pilot.press(*"Sure", "enter")
+            status, _, body = await asyncio.wait_for(request, 5)
+            await wait_until(pilot, lambda: any("did not go out" in str(toast.render()) for toast in app.query("Toast")))
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert status == 503 and body.startswith("history store unavailable")
+        log_text = "\n".join(strip.text for strip in app.query_one("#events", RichLog).lines)
+        assert "HTTP 503" in log_text
+
+
 async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):
     # No clipboard tool on this machine (no DISPLAY): pyperclip raises, OSC 52 is used.
     monkeypatch.delenv("DISPLAY", raising=False)

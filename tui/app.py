@@ -232,6 +232,11 @@ class SwitchboardApp(App[None]):
                     touched.add(self._phone)
             elif isinstance(event, RequestRejected):
                 log_lines.append(rejected_line(event.status, event.reason, event.peer))
+                if event.seq:
+                    # The operator's answer was not sent: saying nothing would look sent.
+                    self.notify(f"#{event.seq}: the answer did not go out; the SL got HTTP {event.status} "
+                                f"({plain_line(event.reason, 120)}) and may send the message again.",
+                                title="Not sent", severity="error", timeout=15)
         held = [item for item in held if item.seq not in ended]
         if held:
             queue.add(held)
