@@ -59,6 +59,12 @@ class SegmentCount:
     remaining: int
     """Units left in the current (last) segment."""
 
+    def summary(self) -> str:
+        """One short line for a 120-column screen: 'GSM-7 · 12 septets · 1 part · 148 left'."""
+        units = "septets" if self.encoding == "GSM-7" else "UTF-16 units"
+        parts = "part" if self.segments == 1 else "parts"
+        return f"{self.encoding} · {self.units} {units} · {self.segments} {parts} · {self.remaining} left"
+
 
 def is_gsm7(text: str) -> bool:
     """Whether every character is in the GSM-7 basic or extension table."""

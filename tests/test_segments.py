@@ -166,3 +166,10 @@ def test_remaining_is_exactly_what_still_fits(text):
     count = count_segments(text)
     assert count_segments(text + "a" * count.remaining).segments == 1
     assert count_segments(text + "a" * (count.remaining + 1)).segments == 2
+
+
+def test_summary_is_one_short_line():
+    assert count_segments("").summary() == "GSM-7 · 0 septets · 0 parts · 160 left"
+    assert count_segments("a" * 161).summary() == "GSM-7 · 161 septets · 2 parts · 145 left"
+    # 65 emoji are 130 UTF-16 units; a part never splits a surrogate pair: 66 + 64 of 67
+    assert count_segments("😀" * 65).summary() == "UCS-2 · 130 UTF-16 units · 2 parts · 3 left"

@@ -54,7 +54,7 @@ class NewMessageScreen(ModalScreen[OutboundDraft | None]):
     def _count(self) -> None:
         count = count_segments(self.query_one("#text", Input).value)
         self.query_one("#text-count", Static).update(
-            Text(f"{count.units} {count.encoding} units · {count.segments} part(s)", style="dim")
+            Text(count.summary(), style="dim" if count.segments <= 1 else "yellow")
         )
 
     @on(Input.Submitted)

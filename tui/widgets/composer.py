@@ -174,14 +174,8 @@ class Composer(Vertical):
         item = self.item
         reply = self.query_one("#reply", Input).value
         segments = count_segments(reply)
-        parts = "part" if segments.segments == 1 else "parts"
-        units = "septets" if segments.encoding == "GSM-7" else "UTF-16 units"
-        # Shortest first-to-last: it must fit the centre column of a 120-column terminal.
-        show_text(count, Text(
-            f"{segments.encoding} · {segments.units} {units} · {segments.segments} {parts}"
-            f" · {segments.remaining} left",
-            style="dim" if segments.segments <= 1 else "yellow",
-        ), layout=False)  # one line, always
+        show_text(count, Text(segments.summary(), style="dim" if segments.segments <= 1 else "yellow"),
+                  layout=False)  # one line, always
         if item is None:
             show_text(preview, "")
             return
