@@ -240,13 +240,15 @@ class SwitchboardApp(App[None]):
         held = [item for item in held if item.seq not in ended]
         if held:
             queue.add(held)
-        if ended:
-            self._on_ended(ended)
+        shown = None
+        if ended and self._on_ended(ended):
+            shown = self._phone  # brought up with this batch already in the store: not again below
         if log_lines:
             self.query_one(EventLog).write_batch(log_lines)
-        self._after_changes(touched)
+        self._after_changes(touched, shown=shown)
 
-    def _on_ended(self, ended: dict[int, ExchangeEnded]) -> None:
+    def _on_ended(self, ended: dict[int, ExchangeEnded]) -> bool:
+        """Take ended exchanges off the queue; True when the next item was brought up."""
         queue = self.query_one(HeldQueue)
         composer = self.query_one(Composer)
         queue.remove(set(ended), missed={
@@ -265,8 +267,9 @@ class SwitchboardApp(App[None]):
                 # Straight on to the oldest open one, as _after_changes would: passing through
                 # "nothing to answer" disabled and re-enabled the inputs and moved the focus.
                 self._select(queue.items[0], focus=not self._focus_is_elsewhere())
-            else:
-                composer.item = None
+                return True
+            composer.item = None
+        return False
 
     def _announce_endings(self) -> None:
         """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
@@ -285,13 +288,13 @@ class SwitchboardApp(App[None]):
             elif seqs:
                 self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
 
-    def _after_changes(self, touched: set[str]) -> None:
+    def _after_changes(self, touched: set[str], *, shown: str | None = None) -> None:
         composer = self.query_one(Composer)
         queue = self.query_one(HeldQueue)
         if composer.item is None and len(queue):
             # The operator is not working on an open item: bring up the oldest one.
             self._select(queue.items[0], focus=not self._focus_is_elsewhere())
-        elif self._phone in touched:
+        elif self._phone in touched and self._phone != shown:
             self._show_phone(self._phone)
         if touched:
             # Rebuilt at most once a second (in _tick): a crowd texting at once must not
