@@ -13,6 +13,7 @@ from typing import TextIO
 
 from data.store import HistoryStore
 
+from .background_writer import BackgroundWriter
 from .broker import (
     AnswerRefused,
     Broker,
@@ -24,7 +25,6 @@ from .broker import (
 )
 from .config import Config
 from .contract import fallback_decision
-from .background_writer import BackgroundWriter
 from .runner import GatewayServer
 from .sanitize import neutralise_line, truncate
 
@@ -108,17 +108,18 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
         print(f"switchboard: notice: {neutralise_line(notice)}", file=sys.stderr, flush=True)
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, config.gateway.fallback))
+    # Everything for stdout goes through one writer that cannot block the loop (a reader
+    # that stops reading must not stop the gateway).
+    writer = BackgroundWriter(out)
+    printer = LinePrinter(writer)
+    broker.subscribe(printer)
     server = GatewayServer(config.gateway, broker, store)
     try:
         url = await server.start()
     except OSError as exc:
+        writer.close()
         print(f"switchboard: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    # From here on everything for stdout goes through one writer that cannot block the
-    # loop (a reader that stops reading must not stop the gateway).
-    writer = BackgroundWriter(out)
-    printer = LinePrinter(writer)
-    broker.subscribe(printer)
     writer.write(f"switchboard headless: Gateway URL {url}  (ctrl+c stops)\n")
     writer.flush()
     stop = asyncio.Event()
