@@ -351,6 +351,32 @@ async def test_an_answer_the_disk_cannot_keep_is_not_shown_as_sent(store, tmp_pa
         assert "HTTP 503" in log_text
 
 
+async def test_an_sl_error_with_markup_is_shown_literally_and_harms_nothing(store, tmp_path, aiohttp_server):
+    # The SL API's error text comes from a network peer: in a notification it must neither
+    # style the screen, nor act ([@click=...]), nor break it (a stray [/] raised MarkupError).
+    from aiohttp import web
+
+    nasty = "[/] [@click=app.quit]quit[/] [bold]loud[/bold] \x1b]52;c;aGk=\x07"
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=500, text=nasty)
+
+    sl = web.Application()
+    sl.router.add_route("*", "/api/{method}", refuse)
+    server = await aiohttp_server(sl)
+    app = SwitchboardApp(Config(gateway=GatewayConfig(port=0), data_dir=tmp_path,
+                                sl_url=str(server.make_url("/api/")), sl_api_key="k"), store)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("f6")
+        await pilot.press(*"5551234567", "tab", *"hello", "enter")
+        await wait_until(pilot, lambda: any("send_message" in str(toast.render()) for toast in app.query("Toast")))
+        shown = next(str(toast.render()) for toast in app.query("Toast") if "send_message" in str(toast.render()))
+        assert "[/] [@click=app.quit]quit[/] [bold]loud[/bold]" in shown
+        assert "\x1b" not in shown and "\x07" not in shown
+        await pilot.pause(0.2)
+        assert app.is_running
+
+
 async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):
     # No clipboard tool on this machine (no DISPLAY): pyperclip raises, OSC 52 is used.
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -118,6 +119,22 @@ class SwitchboardApp(App[None]):
             from server.sl_client import SLClient
 
             self.sl_client = SLClient(self.config.sl_url, self.config.sl_api_key)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification as plain text, whatever the caller asks (widgets included).
+
+        Messages carry text from the network (an SL API error's body, a phone number): with
+        Textual's default markup, "[@click=app.quit]" became an action and a stray "[/]"
+        raised MarkupError and took the console down."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every binding of the console is also a command in the palette (ctrl+p)."""
