@@ -115,6 +115,11 @@ MAX_BACKLOG = 64 << 20
 """Refuse new records when this many bytes are waiting for a disk that keeps failing."""
 RETRY_AFTER = 1.0
 
+FLUSH_SOON = 0.05
+"""How soon a held callback is on disk without anyone waiting for it: soon enough that a
+crash while it is held keeps it, late enough that a crowd arriving at once shares a few
+rounds (a round per arrival made a 6,000-request burst 0.3 s slower to read)."""
+
 DELIVERY_NAMES = ("sent", "pending", "queued", "delivered", "failed")
 DELIVERY_CODE = {name: i for i, name in enumerate(DELIVERY_NAMES)}
 FINAL = 8
@@ -387,6 +392,8 @@ class HistoryStore:
         self._io_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._flush_task: asyncio.Future | None = None
+        self._flush_wanted = False
+        self._soon: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future] = []
         self._appended = 0
         self._durable = 0
@@ -817,7 +824,25 @@ class HistoryStore:
             self._waiters.append(waiter)
             await waiter
 
+    def flush_soon(self) -> None:
+        """Have what is queued written within FLUSH_SOON seconds, without waiting for it (a
+        held callback: on disk while it waits for the operator, not only once answered).
+        Calls in a burst share one round; errors surface at the next `sync()`."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(FLUSH_SOON, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._soon = None
+        if self._closed_flag or self._broken is not None or self._durable >= self._appended:
+            return
+        if self._flush_task is not None:
+            self._flush_wanted = True  # after the round under way
+            return
+        task = self._flush_task = asyncio.ensure_future(self._flush())
+        task.add_done_callback(_retrieve)
+
     async def _flush(self) -> None:
+        self._flush_wanted = False
         upto = self._appended
         self._take_live()
         if self._executor is None:
@@ -847,6 +872,8 @@ class HistoryStore:
                     waiter.cancel()
                 else:
                     waiter.set_exception(error)
+            if self._flush_wanted and error is None:
+                self._flush_now()  # records asked for while this round was under way
 
     def sync_blocking(self) -> None:
         """Write and fsync everything now, on this thread (shutdown, CLIs)."""
@@ -1134,6 +1161,9 @@ class HistoryStore:
                 self.sync_blocking()
         finally:
             self._closed_flag = True
+            if self._soon is not None:
+                self._soon.cancel()
+                self._soon = None
             if self._catalog_thread is not None:
                 self._catalog_thread.join()
             if self._executor is not None:

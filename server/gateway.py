@@ -147,6 +147,8 @@ class CallbackEndpoint:
             )
             return await self._respond(record, resolution, started)
 
+        # On disk now rather than once answered: a crash while it is held must not lose it.
+        self.store.flush_soon()
         contact = self.store.contact(phone) if phone else None
         item = HeldItem(
             record=record,

@@ -462,3 +462,21 @@ def test_data_package_imports_no_ui_or_server():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_flush_soon_puts_records_on_disk_without_anyone_waiting(data_dir):
+    store = HistoryStore.open(data_dir)
+
+    def on_disk(text: str) -> bool:
+        return any(text.encode() in path.read_bytes() for path in data_dir.rglob("*") if path.is_file())
+
+    try:
+        store.add_callback(incoming("+1", "held-one"))
+        assert not on_disk("held-one")  # queued only
+        for n in range(50):  # a crowd: one round for all of them
+            store.add_callback(incoming("+1", f"crowd-{n}"))
+            store.flush_soon()
+        await asyncio.sleep(store_module.FLUSH_SOON + 0.3)
+        assert on_disk("held-one") and on_disk("crowd-49")
+    finally:
+        store.close()
