@@ -64,6 +64,13 @@ class Console:
             assert time.monotonic() < deadline, "the console did not hold the request in time"
             await asyncio.sleep(0.05)
 
+    async def hold_one(self, session: aiohttp.ClientSession) -> asyncio.Task:
+        """Once the console is up, POST a text and return the request once it is held."""
+        await self.wait_for_pending(session, 0)
+        held = asyncio.create_task(session.post(self.url, data=INCOMING))
+        await self.wait_for_pending(session, 1)
+        return held
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -87,9 +94,7 @@ async def test_a_signal_answers_the_held_request_with_the_fallback_then_exits(tm
     console = Console(data_dir, free_port())
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            await console.wait_for_pending(session, 0)
-            held = asyncio.create_task(session.post(console.url, data=INCOMING))
-            await console.wait_for_pending(session, 1)
+            held = await console.hold_one(session)
             console.proc.send_signal(sig)
             response = await asyncio.wait_for(held, 15)
             assert (response.status, await response.text()) == (200, "Back soon")
@@ -107,9 +112,7 @@ async def test_a_held_callback_is_on_disk_before_it_is_answered(tmp_path):
     console = Console(data_dir, free_port())
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            await console.wait_for_pending(session, 0)
-            held = asyncio.create_task(session.post(console.url, data=INCOMING))
-            await console.wait_for_pending(session, 1)
+            held = await console.hold_one(session)
             await asyncio.sleep(0.3)  # a group commit takes a few ms
             console.proc.kill()  # kill -9: no shutdown, no answer
             with pytest.raises(aiohttp.ClientError):
