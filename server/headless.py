@@ -1,6 +1,6 @@
 """Headless mode: the same gateway with no console. Held callbacks are answered at
 once with the fallback (through the broker, as the console would), one line per
-callback goes to stdout, and SIGINT/SIGTERM stop it cleanly."""
+callback goes to stdout, and SIGINT/SIGTERM/SIGHUP stop it cleanly."""
 
 from __future__ import annotations
 
@@ -124,7 +124,11 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
     writer.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: the terminal or ssh session that started it went away (under nohup it is
+    # ignored before we start, and stays so: add_signal_handler is not called for it then).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue
         loop.add_signal_handler(sig, stop.set)
     flusher = asyncio.create_task(_flush_periodically(printer))
     try:

@@ -173,7 +173,7 @@ async def test_sigkill_during_ingest_loses_no_acknowledged_callback(tmp_path):
 # ------------------------------------------------------------------------- SIGTERM / SIGINT
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 async def test_headless_stops_cleanly_on_signal_with_requests_in_flight(tmp_path, sig):
     data_dir = tmp_path / "history"
     headless = Headless(tmp_path, data_dir)

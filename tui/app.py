@@ -564,8 +564,8 @@ class SwitchboardApp(App[None]):
         loop = asyncio.get_running_loop()
         for name in self._QUIT_SIGNALS:
             sig = getattr(signal, name, None)
-            if sig is None:
-                continue
+            if sig is None or signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # absent here, or ignored on purpose (nohup)
             try:
                 loop.add_signal_handler(sig, self._quit_on_signal)
             except (NotImplementedError, RuntimeError, ValueError):
