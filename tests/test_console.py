@@ -377,6 +377,22 @@ async def test_an_sl_error_with_markup_is_shown_literally_and_harms_nothing(stor
         assert app.is_running
 
 
+async def test_an_80x24_terminal_gives_the_conversation_room(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+        await pilot.pause(0.1)
+        assert not app.query_one("#right").display  # the contact panel gives way
+        assert app.query_one("#reply").size.width >= 40
+        assert app.query_one("#thread").size.height >= 4
+        await pilot.press(*"ok", "enter")
+        assert (await asyncio.wait_for(request, 5))[2] == "ok"
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.1)
+        assert app.query_one("#right").display
+
+
 async def test_copy_falls_back_to_the_terminal_clipboard(store, tmp_path, monkeypatch):
     # No clipboard tool on this machine (no DISPLAY): pyperclip raises, OSC 52 is used.
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -65,6 +65,10 @@ and every `notify` re-walks all live toasts."""
 class SwitchboardApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Switchboard"
+    # Under 110 columns (an 80x24 terminal) the contact panel gives its room to the
+    # conversation; under 32 rows the event log shrinks (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="send", priority=True, tooltip="Send the answer"),
