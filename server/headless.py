@@ -5,7 +5,6 @@ callback goes to stdout, and SIGINT/SIGTERM/SIGHUP stop it cleanly."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from datetime import datetime
@@ -25,6 +24,7 @@ from .broker import (
 )
 from .config import Config
 from .contract import fallback_decision
+from .quit_signals import QuitSignals
 from .runner import GatewayServer
 from .sanitize import neutralise_line, truncate
 
@@ -123,17 +123,13 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
     writer.write(f"switchboard headless: Gateway URL {url}  (ctrl+c stops)\n")
     writer.flush()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # SIGHUP too: the terminal or ssh session that started it went away (under nohup it is
-    # ignored before we start, and stays so: add_signal_handler is not called for it then).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
-            continue
-        loop.add_signal_handler(sig, stop.set)
+    signals = QuitSignals()
+    signals.catch(stop.set)
     flusher = asyncio.create_task(_flush_periodically(printer))
     try:
         await stop.wait()
     finally:
+        signals.release()
         flusher.cancel()
         await server.stop()
         printer.flush()

@@ -3,8 +3,6 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Iterable
@@ -34,6 +32,7 @@ from server.broker import (
 )
 from server.config import Config
 from server.contract import normalise_phone
+from server.quit_signals import QuitSignals
 from server.runner import GatewayServer
 
 from .clipboard import copy_text
@@ -106,7 +105,7 @@ class SwitchboardApp(App[None]):
         self._phone = ""
         self._thread_ids: set[str] = set()
         self._stopping = False
-        self._signals: list[signal.Signals] = []
+        self._signals = QuitSignals()
         self._endings: dict[str, list[int]] = {}
         self._endings_timer: Timer | None = None
         self._phones_dirty = False
@@ -194,7 +193,7 @@ class SwitchboardApp(App[None]):
             self.exit(return_code=2, message=f"switchboard: {exc.strerror or exc}")
             return
         status.gateway_url = url
-        self._catch_quit_signals()
+        self._signals.catch(self._quit_on_signal)
         await self._connect_sl(url)
         for notice in self.store.notices:
             self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
@@ -558,33 +557,10 @@ class SwitchboardApp(App[None]):
         await self.shutdown_gateway()
         self.exit()
 
-    _QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
-
-    def _catch_quit_signals(self) -> None:
-        """SIGTERM (kill, a service manager), SIGHUP (the terminal or ssh session went away)
-        and SIGINT (kill -INT; ctrl+c is a key here) quit as ctrl+q does: every held request
-        gets the fallback, the history is synced. Python's default for the first two ended
-        the process on the spot: the SL saw resets and the held callbacks were not kept."""
-        loop = asyncio.get_running_loop()
-        for name in self._QUIT_SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is None or signal.getsignal(sig) == signal.SIG_IGN:
-                continue  # absent here, or ignored on purpose (nohup)
-            try:
-                loop.add_signal_handler(sig, self._quit_on_signal)
-            except (NotImplementedError, RuntimeError, ValueError):
-                return  # no signals here (Windows, or not the main thread)
-            self._signals.append(sig)
-
     def _quit_on_signal(self) -> None:
+        """SIGTERM, SIGHUP, SIGINT (server/quit_signals.py): as ctrl+q, held requests first."""
         if not self._stopping:
             self.call_later(self.action_quit)
-
-    def _release_quit_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._signals:
-            loop.remove_signal_handler(sig)
-        self._signals.clear()
 
     async def shutdown_gateway(self) -> None:
         """Answer every held request with the fallback, stop listening, sync history."""
@@ -604,6 +580,6 @@ class SwitchboardApp(App[None]):
         try:
             await self.shutdown_gateway()
         finally:
-            self._release_quit_signals()
+            self._signals.release()
             self._gc.give_back()
 
