@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from functools import partial
 from pathlib import Path
 
 from server.cli_types import port, positive
@@ -99,20 +100,35 @@ def _close_store(store) -> bool:
 
 
 def export_main(argv: list[str]) -> int:
+    from data.store import HistoryStore, StoreError, StoreInUse, export_on_disk
+
     args = build_export_parser().parse_args(argv)
-    store = _open_store(_data_dir(args.data_dir))
+    data_dir = _data_dir(args.data_dir)
+    store = None
+    try:
+        store = HistoryStore.open(data_dir)
+        write = store.export_jsonl
+    except StoreInUse:
+        # A running console or headless holds it: read what is on disk, write nothing.
+        print("switchboard: the history is in use by a running Switchboard; exporting what is on "
+              "disk now", file=sys.stderr)
+        write = partial(export_on_disk, data_dir)
+    except StoreError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.out is None:
-            count = store.export_jsonl(sys.stdout)
+            count = write(sys.stdout)
         else:
             try:
                 with open(args.out, "w", encoding="utf-8") as out:
-                    count = store.export_jsonl(out)
+                    count = write(out)
             except OSError as exc:
                 print(f"switchboard: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
                 return 2
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     print(f"exported {count} records", file=sys.stderr)
     return 0
 

@@ -129,6 +129,10 @@ class StoreError(Exception):
     """One-line, user-facing reason."""
 
 
+class StoreInUse(StoreError):
+    """Another Switchboard holds the history directory (it writes there; we may only read)."""
+
+
 @dataclass(frozen=True)
 class StoreStats:
     callbacks: int
@@ -429,7 +433,7 @@ class HistoryStore:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(lock_fd)
-            raise StoreError(f"history directory {data_dir} is in use by another Switchboard") from None
+            raise StoreInUse(f"history directory {data_dir} is in use by another Switchboard") from None
         store = cls(data_dir, segment_records, lock_fd)
         # Loading creates ~10^6 objects that all survive: the cyclic GC would rescan the
         # growing heap again and again (measured: 3.1 s instead of 1.7 s for a full segment).
@@ -1231,6 +1235,28 @@ def _pread_line(fd: int, off: int) -> bytes:
         if len(data) < size:
             raise ValueError("unterminated line")
         size *= 4
+
+
+def export_on_disk(data_dir: Path, out: TextIO) -> int:
+    """The history as it is on disk now, oldest first, one JSON object per line, without the
+    lock and without writing anything: `export` while a console or headless holds the
+    directory. Records still in that process's memory are not on disk yet, and a line being
+    written at this moment (no newline yet) is left out. Returns the count."""
+    names = os.listdir(data_dir)
+    count = 0
+    for n in sorted(int(m.group(1)) for name in names if (m := SEG_RE.match(name))):
+        path = Path(data_dir) / _seg_name(n)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        for line in _lines_forward(path, size):
+            doc_text = _doc_text(line)
+            if doc_text is not None:
+                out.write(doc_text)
+                out.write("\n")
+                count += 1
+    return count
 
 
 def _doc_text(line: str) -> str | None:

@@ -201,6 +201,29 @@ async def test_headless_stops_cleanly_on_signal_with_requests_in_flight(tmp_path
     assert not missing, f"{len(missing)} acknowledged callbacks missing after {sig.name}"
 
 
+# ------------------------------------------------------------------------- export while running
+
+
+async def test_export_while_headless_runs_reads_what_is_on_disk(tmp_path):
+    data_dir = tmp_path / "history"
+    headless = Headless(tmp_path, data_dir)
+    try:
+        url = await headless.wait_url()
+        async with aiohttp.ClientSession() as session:
+            for n in range(200):
+                async with session.post(url, data=_report(f"live{n}")) as response:
+                    assert response.status == 200
+        out = tmp_path / "export.jsonl"
+        code, stderr = await asyncio.to_thread(export, data_dir, out)
+        assert code == 0, stderr
+        assert "in use by a running Switchboard" in stderr and "exported 200 records" in stderr
+        assert {f"live{n}" for n in range(200)} <= exported_message_ids(out)  # every 200 is there
+        headless.proc.send_signal(signal.SIGTERM)
+        assert await headless.wait_exit(10) == 0  # the export took nothing from it
+    finally:
+        headless.kill()
+
+
 # ------------------------------------------------------------------------- a disk that fills up
 
 
