@@ -1148,12 +1148,7 @@ class HistoryStore:
                     out.write("\n")
                     count += 1
                 continue
-            for line in _lines_forward(self.data_dir / _seg_name(n), size):
-                doc_text = _doc_text(line)
-                if doc_text is not None:
-                    out.write(doc_text)
-                    out.write("\n")
-                    count += 1
+            count += _export_lines(self.data_dir / _seg_name(n), size, out)
         return count
 
     def close(self) -> None:
@@ -1250,12 +1245,19 @@ def export_on_disk(data_dir: Path, out: TextIO) -> int:
             size = path.stat().st_size
         except FileNotFoundError:
             continue
-        for line in _lines_forward(path, size):
-            doc_text = _doc_text(line)
-            if doc_text is not None:
-                out.write(doc_text)
-                out.write("\n")
-                count += 1
+        count += _export_lines(path, size, out)
+    return count
+
+
+def _export_lines(path: Path, size: int, out: TextIO) -> int:
+    """The documents of a segment file's first `size` bytes, as they are stored."""
+    count = 0
+    for line in _lines_forward(path, size):
+        doc_text = _doc_text(line)
+        if doc_text is not None:
+            out.write(doc_text)
+            out.write("\n")
+            count += 1
     return count
 
 

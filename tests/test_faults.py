@@ -396,11 +396,12 @@ def test_data_dir_even_root_cannot_write_is_refused_in_one_line(tmp_path):
 
 
 async def test_data_dir_in_use_by_another_switchboard_is_refused(tmp_path):
+    # A second writer is refused; `export` only reads (test_export_while_headless_runs...).
     data_dir = tmp_path / "history"
     first = Headless(tmp_path, data_dir, "first")
     try:
         await first.wait_url()
-        for args in _both_commands(data_dir, tmp_path):
+        for args in (["--headless", "--port", "0", "--data-dir", str(data_dir)], ["--data-dir", str(data_dir)]):
             done = _run_cli(args)
             _assert_clean_refusal(done)
             assert "in use" in done.stderr
