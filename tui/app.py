@@ -11,8 +11,8 @@ from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.notifications import SeverityLevel
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import OptionList, Static
@@ -264,15 +264,13 @@ class SwitchboardApp(App[None]):
         held = [item for item in held if item.seq not in ended]
         if held:
             queue.add(held)
-        shown = None
-        if ended and self._on_ended(ended):
-            shown = self._phone  # brought up with this batch already in the store: not again below
+        selected_ended = bool(ended) and self._on_ended(ended)
         if log_lines:
             self.query_one(EventLog).write_batch(log_lines)
-        self._after_changes(touched, shown=shown)
+        self._after_changes(touched, selected_ended=selected_ended)
 
     def _on_ended(self, ended: dict[int, ExchangeEnded]) -> bool:
-        """Take ended exchanges off the queue; True when the next item was brought up."""
+        """Take ended exchanges off the queue; True when the item being answered was one."""
         queue = self.query_one(HeldQueue)
         composer = self.query_one(Composer)
         queue.remove(set(ended), missed={
@@ -287,12 +285,7 @@ class SwitchboardApp(App[None]):
         current = composer.item
         if current is not None and current.seq in ended:
             composer.clear()
-            if len(queue):
-                # Straight on to the oldest open one, as _after_changes would: passing through
-                # "nothing to answer" disabled and re-enabled the inputs and moved the focus.
-                self._select(queue.items[0], focus=not self._focus_is_elsewhere())
-                return True
-            composer.item = None
+            return True
         return False
 
     def _announce_endings(self) -> None:
@@ -312,13 +305,17 @@ class SwitchboardApp(App[None]):
             elif seqs:
                 self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
 
-    def _after_changes(self, touched: set[str], *, shown: str | None = None) -> None:
+    def _after_changes(self, touched: set[str], *, selected_ended: bool = False) -> None:
         composer = self.query_one(Composer)
         queue = self.query_one(HeldQueue)
-        if composer.item is None and len(queue):
-            # The operator is not working on an open item: bring up the oldest one.
+        if (composer.item is None or selected_ended) and len(queue):
+            # The operator is not working on an open item: bring up the oldest one. When the
+            # one being answered just ended, straight on: passing through "nothing to answer"
+            # disabled and re-enabled the inputs and moved the focus.
             self._select(queue.items[0], focus=not self._focus_is_elsewhere())
-        elif self._phone in touched and self._phone != shown:
+        elif selected_ended:
+            composer.item = None
+        elif self._phone in touched:
             self._show_phone(self._phone)
         if touched:
             # Rebuilt at most once a second (in _tick): a crowd texting at once must not
