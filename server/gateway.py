@@ -86,22 +86,24 @@ class CallbackEndpoint:
         self.store = store
         self.stats = stats
 
-    def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+    def _reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
+        """Count it, tell the console (RequestRejected), answer `status` with a one-line reason."""
         self.stats.rejected += 1
         if status == 403:
             self.stats.forbidden += 1
-        self.broker.publish(RequestRejected(status=status, reason=reason, peer=request.remote or ""))
+        self.broker.publish(RequestRejected(status, reason, peer, seq))
         return web.Response(status=status, text=reason + "\n")
 
     async def __call__(self, request: web.Request) -> web.Response:
         config = self.config
         store = self.store
+        peer = request.remote or ""
         try:
             body = await _read_body(request, config.max_body)
         except FormError as exc:
-            return _closing(self._reject(request, 400, str(exc)))
+            return _closing(self._reject(peer, 400, str(exc)))
         if body is None:
-            return _closing(self._reject(request, 413, f"body larger than {config.max_body} bytes"))
+            return _closing(self._reject(peer, 413, f"body larger than {config.max_body} bytes"))
         try:
             fields, notes = read_fields(
                 # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
@@ -112,18 +114,18 @@ class CallbackEndpoint:
             )
             callback = parse_callback(fields)
         except (FormError, ContractError) as exc:
-            return self._reject(request, 400, str(exc))
+            return self._reject(peer, 400, str(exc))
 
         app_name = config.app_name(callback.api_key)
         if app_name is None:
             what = "missing" if callback.api_key is None else "not accepted"
-            return self._reject(request, 403, f"api_key {what}: this gateway serves other apps")
+            return self._reject(peer, 403, f"api_key {what}: this gateway serves other apps")
 
         # Record before any cancellable await: from here on, the callback is ours.
         try:
-            record = store.add_callback(_record(callback, notes, request.remote or "", app_name))
+            record = store.add_callback(_record(callback, notes, peer, app_name))
         except StoreError as exc:
-            return self._reject(request, 503, f"history store unavailable: {exc}")
+            return self._reject(peer, 503, f"history store unavailable: {exc}")
         self.stats.received += 1
         if not record.held:
             self.broker.publish(CallbackReceived(record))
@@ -220,10 +222,8 @@ class CallbackEndpoint:
         try:
             await self.store.sync()
         except StoreError as exc:
-            reason = f"history store unavailable: {exc}"
-            self.stats.rejected += 1
-            self.broker.publish(RequestRejected(503, reason, record.peer, record.seq if record.held else 0))
-            return web.Response(status=503, text=reason + "\n")
+            return self._reject(record.peer, 503, f"history store unavailable: {exc}",
+                                record.seq if record.held else 0)
         return _wire(encoded)
 
 
