@@ -14,9 +14,13 @@ Outcome = Literal["answered", "timed_out", "caller_gone", "shutdown", "overflow"
 """How a held exchange ended. `caller_gone` means the SL hung up before an answer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallbackRecord:
-    """One callback as received, with what the contract module made of it."""
+    """One callback as received, with what the contract module made of it.
+
+    Read-only by convention, not `frozen`: one is built for every callback on the ingest
+    path, and a frozen dataclass's `__init__` sets each field through `object.__setattr__`
+    (1.2 µs for these ten fields, against 0.24 µs). Nothing assigns to a stored record."""
 
     seq: int
     """Store-assigned, strictly increasing id (0 before it is stored)."""

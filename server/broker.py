@@ -49,9 +49,10 @@ class Resolution:
 # ----------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallbackReceived:
-    """A callback that needs no answer was recorded (and answered with an empty 200)."""
+    """A callback that needs no answer was recorded (and answered with an empty 200).
+    Not `frozen`, as `CallbackRecord`: one per request on the ingest path."""
 
     record: CallbackRecord
 

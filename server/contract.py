@@ -64,9 +64,10 @@ class ContractError(ValueError):
     """A request that cannot be read as a callback at all (the gateway answers 400)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Callback:
-    """One parsed callback. `fields` is exactly what arrived; `parsed` is JSON-safe."""
+    """One parsed callback. `fields` is exactly what arrived; `parsed` is JSON-safe.
+    Read-only by convention, not `frozen` (one per request: see `CallbackRecord`)."""
 
     type: str
     fields: Mapping[str, str]
