@@ -184,6 +184,12 @@ def _phone_warning(name: str, raw: str) -> str | None:
     return None
 
 
+# plain strings: an enum class attribute costs 0.1 us per access on the ingest path
+_INCOMING = CallbackType.INCOMING_MESSAGE.value
+_DELIVERY = CallbackType.DELIVERY_REPORT.value
+_SESSION_CLOSED = CallbackType.SESSION_CLOSED.value
+
+
 def parse_callback(fields: Mapping[str, str]) -> Callback:
     """Read a callback from its merged fields. Contract violations become warnings;
     only a missing `type` is fatal (ContractError). A plain dict becomes the callback's
@@ -214,7 +220,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
             warnings.append(problem)
         phones.append(normalise_phone(raw))
 
-    if kind == CallbackType.INCOMING_MESSAGE:
+    if kind == _INCOMING:
         parsed["body"] = fields.get("body", "")
         raw_sent = fields.get("sent_at", "")
         parsed["sent_at_raw"] = raw_sent
@@ -223,7 +229,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
             warnings.append(f"sent_at {raw_sent!r} is not a date the contract describes")
         parsed["carrier_id"] = fields.get("carrier_id", "")
         parsed["carrier_name"] = fields.get("carrier_name", "")
-    elif kind == CallbackType.DELIVERY_REPORT:
+    elif kind == _DELIVERY:
         parsed["message_id"] = fields.get("message_id", "").strip()
         raw_status = fields.get("status")
         status: int | None = None
@@ -237,7 +243,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
                     warnings.append(f"unknown delivery status {status} (expected 0, 1, 2 or 4)")
         parsed["status"] = status
         parsed["status_name"] = DELIVERY_STATUS.get(status, "unknown") if status is not None else "unknown"
-    elif kind == CallbackType.SESSION_CLOSED and "phone_numbers" in fields:
+    elif kind == _SESSION_CLOSED and "phone_numbers" in fields:
         raw_list = fields["phone_numbers"]
         numbers = [part.strip() for part in raw_list.split(",") if part.strip()]
         if not numbers:
