@@ -114,6 +114,7 @@ IDX_MAGIC = b"SBIDX1\n"
 MAX_BACKLOG = 64 << 20
 """Refuse new records when this many bytes are waiting for a disk that keeps failing."""
 RETRY_AFTER = 1.0
+SEQ_CHUNK = 4096
 
 FLUSH_SOON = 0.05
 """How soon a held callback is on disk without anyone waiting for it: soon enough that a
@@ -398,7 +399,8 @@ class HistoryStore:
         self._flush_task: asyncio.Future | None = None
         self._flush_wanted = False
         self._soon: asyncio.TimerHandle | None = None
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[tuple[int, asyncio.Future]] = []
+        """`sync()` callers: (records they wait for, their future)."""
         self._appended = 0
         self._durable = 0
         self._write_error: str | None = None
@@ -578,10 +580,14 @@ class HistoryStore:
         locs.append(loc)
 
     def _seq_slot(self, seq: int) -> None:
+        """Make `seq` a valid index of the by-seq arrays. They grow by SEQ_CHUNK slots at a
+        time (-1: none), not one per record: a list and two extends per callback cost half a
+        microsecond. Readers check `seq < len(...)` and `>= 0`, so spare slots are harmless."""
         grow = seq + 1 - len(self._seq_loc)
         if grow > 0:
-            self._seq_loc.extend([-1] * grow)
-            self._resp_loc.extend([-1] * grow)
+            spare = array("q", [-1]) * max(grow, SEQ_CHUNK)
+            self._seq_loc.extend(spare)
+            self._resp_loc.extend(spare)
 
     def _index(self, doc: dict, loc: int) -> None:
         """Update every index and the contact state for one stored document (add and replay)."""
@@ -590,7 +596,8 @@ class HistoryStore:
         contacts = self._contacts
         if kind == "callback":
             seq = doc["seq"]
-            self._seq_slot(seq)
+            if seq >= len(self._seq_loc):
+                self._seq_slot(seq)
             self._seq_loc[seq] = loc
             self._cb_seqs.append(seq)
             self._counts[0] += 1
@@ -818,15 +825,16 @@ class HistoryStore:
         if self._broken is not None:
             raise StoreError(self._broken)
         target = self._appended
-        while self._durable < target:
-            if self._flush_task is None:
-                task = self._flush_task = asyncio.ensure_future(self._flush())
-                task.add_done_callback(_retrieve)
-            # One plain future per caller, all woken when the round ends (cheaper than a
-            # shield per caller); cancelling a caller cancels only its own future.
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
+        if self._durable >= target:
+            return
+        # One plain future per caller, woken by the first round that covers its records
+        # (a caller arriving while a round is under way waits for the next one, without
+        # being woken in between); cancelling a caller cancels only its own future.
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        if self._flush_task is None:
+            self._start_round()
+        await waiter
 
     def flush_soon(self) -> None:
         """Have what is queued written within FLUSH_SOON seconds, without waiting for it (a
@@ -837,6 +845,10 @@ class HistoryStore:
 
     def _flush_now(self) -> None:
         self._soon = None
+        self._start_round()
+
+    def _start_round(self) -> None:
+        """Start a group-commit round now, or right after the one under way."""
         if self._closed_flag or self._broken is not None or self._durable >= self._appended:
             return
         if self._flush_task is not None:
@@ -866,18 +878,22 @@ class HistoryStore:
         finally:
             self._flush_task = None
             self._reap()
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
+            waiters, later = self._waiters, []
+            self._waiters = later
+            for target, waiter in waiters:
                 if waiter.done():
                     continue
                 if error is None:
-                    waiter.set_result(None)
+                    if target > self._durable:
+                        later.append((target, waiter))  # added after this round took its records
+                    else:
+                        waiter.set_result(None)
                 elif isinstance(error, asyncio.CancelledError):
                     waiter.cancel()
                 else:
                     waiter.set_exception(error)
-            if self._flush_wanted and error is None:
-                self._flush_now()  # records asked for while this round was under way
+            if (later or self._flush_wanted) and error is None:
+                self._start_round()  # records added while this round was under way
 
     def sync_blocking(self) -> None:
         """Write and fsync everything now, on this thread (shutdown, CLIs)."""

@@ -391,6 +391,28 @@ async def test_group_commit_one_fsync_round_covers_many(data_dir, monkeypatch):
     store.close()
 
 
+async def test_sync_returns_only_once_the_records_before_it_are_written(data_dir):
+    """Rounds overlap here (each client adds while another's round is under way): a caller
+    that arrived during a round must wait for the next one, and no caller may be woken by a
+    round that did not write its record."""
+    store = HistoryStore.open(data_dir)
+    early: list[int] = []
+
+    async def client(i: int) -> None:
+        for j in range(10):
+            await asyncio.sleep((i * 7 + j * 3) % 10 / 5000)  # arrivals spread over rounds
+            seq = store.add_callback(incoming(f"+1{i:03}", f"m{j}")).seq
+            await store.sync()
+            on_disk = b"".join(p.read_bytes() for p in data_dir.glob("seg-*.jsonl"))
+            if f'"seq":{seq},'.encode() not in on_disk:
+                early.append(seq)
+
+    await asyncio.gather(*(client(i) for i in range(40)))
+    assert early == []
+    assert store.stats().callbacks == 400
+    store.close()
+
+
 async def test_write_failure_raises_store_error_then_recovers(data_dir, monkeypatch):
     store = HistoryStore.open(data_dir)
     store.add_callback(incoming("+1", "kept"))
