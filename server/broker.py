@@ -112,16 +112,20 @@ class Broker:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call `subscriber` for every event from now on; returns the unsubscribe call."""
-        self._subscribers.append(subscriber)
+        # A new list each time rather than a change in place: publish() iterates the list
+        # it found, so a subscriber may (un)subscribe while an event is being delivered.
+        self._subscribers = [*self._subscribers, subscriber]
 
         def unsubscribe() -> None:
             if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
+                remaining = list(self._subscribers)
+                remaining.remove(subscriber)
+                self._subscribers = remaining
 
         return unsubscribe
 
     def publish(self, event: BrokerEvent) -> None:
-        for subscriber in list(self._subscribers):
+        for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:  # one broken subscriber must not stop the gateway

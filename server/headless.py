@@ -60,22 +60,53 @@ def _stamp() -> str:
     return _stamp_cache[1]
 
 
-class LinePrinter:
-    """One line per callback: time, seq, type, phone, text, and what was answered."""
+LINES_PER_SECOND = 1_000
+"""Lines shown per second; past that, the rest of the second is one summary line.
+Nobody reads a thousand lines a second, a terminal falls behind long before ten thousand,
+and formatting each one was a tenth of the gateway's work during a flood. The history
+keeps every callback (`python run.py export` lists them)."""
 
-    def __init__(self, out: TextIO | BackgroundWriter) -> None:
+
+class LinePrinter:
+    """One line per callback: time, seq, type, phone, text, and what was answered; past
+    LINES_PER_SECOND in one second, a count per kind instead, in one line when it ends."""
+
+    def __init__(self, out: TextIO | BackgroundWriter, lines_per_second: int = LINES_PER_SECOND) -> None:
         self.out = out
+        self.lines_per_second = lines_per_second
         self._held: dict[int, str] = {}
         self._lines: list[str] = []
+        self._second = 0
+        self._shown = 0
+        self._unshown: dict[str, int] = {}
+        self.unshown_total = 0
+        """Events counted rather than shown, since start."""
 
     def flush(self) -> None:
         """Write what was collected in one go (one write call per flush, not per line)."""
+        if self._unshown and int(time.time()) != self._second:
+            self._summarise()
         if self._lines:
             lines, self._lines = self._lines, []
             self.out.write("".join(lines))
         self.out.flush()
 
+    def close(self) -> None:
+        """Write everything, the summary of the current second included."""
+        if self._unshown:
+            self._summarise()
+        self.flush()
+
     def __call__(self, event: BrokerEvent) -> None:
+        now = int(time.time())
+        if now != self._second:
+            if self._unshown:
+                self._summarise()
+            self._second = now
+            self._shown = 0
+        if self._shown >= self.lines_per_second:
+            self._count(event)
+            return
         if isinstance(event, CallbackReceived):
             record = event.record
             detail = ",".join(record.phones) or str(record.parsed.get("message_id", ""))
@@ -93,7 +124,35 @@ class LinePrinter:
         elif isinstance(event, RequestRejected):
             self._write(f"HTTP {event.status} from {event.peer}: {event.reason}", ())
 
+    def _count(self, event: BrokerEvent) -> None:
+        if isinstance(event, CallbackReceived):
+            kind = event.record.type
+        elif isinstance(event, ExchangeEnded):
+            self._held.pop(event.seq, None)
+            kind = f"held {event.outcome}"
+        elif isinstance(event, RequestRejected):
+            kind = f"HTTP {event.status}"
+        else:
+            return  # ExchangeHeld: its line would come with ExchangeEnded
+        unshown = self._unshown
+        unshown[kind] = unshown.get(kind, 0) + 1
+
+    def _summarise(self) -> None:
+        counts, self._unshown = self._unshown, {}
+        total = sum(counts.values())
+        self.unshown_total += total
+        # `type` is whatever the peer sent: a few kinds, each cut short, on one line
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+        kinds = ", ".join(f"{n:,} {truncate(kind, 40)}" for kind, n in ranked[:5])
+        if len(ranked) > 5:
+            kinds += f", {sum(n for _, n in ranked[5:]):,} of {len(ranked) - 5:,} other types"
+        stamp = datetime.fromtimestamp(self._second).strftime("%H:%M:%S")
+        line = (f"{stamp} ... and {total:,} more that second, not shown: {kinds} "
+                "(the history has every callback: python run.py export)")
+        self._lines.append(neutralise_line(line) + "\n")
+
     def _write(self, line: str, warnings: tuple[str, ...]) -> None:
+        self._shown += 1
         if warnings:
             line += f"  [{len(warnings)} warning(s): {warnings[0]}]"
         self._lines.append(f"{_stamp()} {neutralise_line(line)}\n")
@@ -132,7 +191,7 @@ async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.st
         signals.release()
         flusher.cancel()
         await server.stop()
-        printer.flush()
+        printer.close()
         stats = server.stats.as_dict()
         writer.write(f"switchboard headless: stopped; {stats['received']} callbacks recorded\n")
         # Off the loop's thread: the loop has nothing left to do but must not hang on a

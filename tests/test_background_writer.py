@@ -103,5 +103,35 @@ async def test_headless_keeps_answering_while_nobody_reads_its_output(tmp_path):
             proc.wait()
     assert proc.returncode == 0, err.decode(errors="replace")
     text = out.decode()
-    assert all(f"delivery_report {n} delivered" in text for n in range(3000))
+    # each callback is a line of its own, or counted in its second's summary line
+    shown = {int(n) for n in re.findall(r"#\d+ delivery_report (\d+) delivered", text)}
+    counted = sum(int(n.replace(",", "")) for n in re.findall(r"not shown: ([\d,]+) delivery_report", text))
+    assert len(shown) + counted == 3000
     assert text.rstrip().endswith("stopped; 3000 callbacks recorded")
+
+
+def test_past_the_line_budget_a_second_is_summed_up_in_one_line():
+    """A flood is shown as a line per callback up to the budget, then one line per second
+    that counts the rest by type; peer-chosen types stay inert and short."""
+    from data.models import CallbackRecord
+    from server.broker import CallbackReceived, RequestRejected
+    from server.headless import LinePrinter
+
+    out = io.StringIO()
+    printer = LinePrinter(out, lines_per_second=5)
+    hostile = "\x1b]0;pwned\x07" + "x" * 200
+    second = int(time.time())
+    while int(time.time()) == second and time.time() % 1 > 0.8:  # not across a second's end
+        time.sleep(0.05)
+    for seq in range(1, 41):
+        kind = "delivery_report" if seq % 4 else hostile
+        printer(CallbackReceived(CallbackRecord(seq, 0.0, kind, {}, {"message_id": str(seq)})))
+    printer(RequestRejected(400, "bad form", "127.0.0.1"))
+    printer.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 6
+    summary = lines[-1]
+    assert "... and 36 more that second, not shown: 26 delivery_report, 9 " in summary
+    assert "1 HTTP 400" in summary
+    assert "\x1b" not in summary and "\x07" not in summary and len(summary) < 300
+    assert printer.unshown_total == 36
