@@ -820,13 +820,21 @@ class HistoryStore:
 
     async def sync(self) -> None:
         """Durable barrier: returns once every record added before the call is on disk."""
+        waiter = self.durable_waiter()
+        if waiter is not None:
+            await waiter
+
+    def durable_waiter(self) -> asyncio.Future | None:
+        """What `sync()` awaits, for a caller that awaits it itself (the gateway: one
+        coroutine frame less per callback): None when every record added so far is on
+        disk, else a future that ends once they are. Raises StoreError, or the future does."""
         if self._closed_flag:
             raise StoreError("history store is closed")
         if self._broken is not None:
             raise StoreError(self._broken)
         target = self._appended
         if self._durable >= target:
-            return
+            return None
         # One plain future per caller, woken by the first round that covers its records
         # (a caller arriving while a round is under way waits for the next one, without
         # being woken in between); cancelling a caller cancels only its own future.
@@ -834,7 +842,7 @@ class HistoryStore:
         self._waiters.append((target, waiter))
         if self._flush_task is None:
             self._start_round()
-        await waiter
+        return waiter
 
     def flush_soon(self) -> None:
         """Have what is queued written within FLUSH_SOON seconds, without waiting for it (a

@@ -178,3 +178,24 @@ async def test_overflow_beyond_max_pending_gets_the_fallback_at_once(make_client
     assert any(event.outcome == "overflow" for event in operator.ended)
     operator.broker.answer(operator.held[0].seq, Decision(reply="first"))
     assert await (await first).text() == "first"
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz"])
+async def test_a_bug_in_a_handler_is_a_503_with_its_reason_not_a_500(make_client, monkeypatch, path):
+    """The callback endpoint has never_500's guard written inline; both routes must keep it.
+    A bug cannot be produced for real, so one is planted in a real component."""
+    import server.gateway as gateway
+
+    client, _ = await make_client()
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr(gateway, "parse_callback", broken)
+    monkeypatch.setattr(gateway.GatewayStats, "as_dict", broken)
+    if path == "/":
+        response = await client.post(path, data={"type": "delivery_report", "api_key": "k"})
+    else:
+        response = await client.get(path)
+    assert response.status == 503
+    assert await response.text() == "switchboard could not handle this request: ZeroDivisionError\n"
