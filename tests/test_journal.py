@@ -10,7 +10,7 @@ from tinydb import Query, TinyDB
 from tinydb.operations import add, delete, increment, set as set_field
 from tinydb.storages import MemoryStorage
 
-from data.journal import open_journal_db
+from data.journal import RESERVE, open_journal_db
 
 TABLES = ["_default", "people", "log"]
 
@@ -115,10 +115,10 @@ def test_only_touched_documents_are_journaled(tmp_path):
     table = db.table("t")
     table.insert_multiple({"n": i} for i in range(100))
     db.storage.flush()
-    before = path.read_bytes()
+    before = path.read_bytes().rstrip(b"\0")  # without the reserved NUL tail
     table.update({"flag": True}, Query().n == 7)
     db.storage.flush()
-    added = path.read_bytes()[len(before):].decode().splitlines()
+    added = path.read_bytes().rstrip(b"\0")[len(before):].decode().splitlines()
     assert added == ['{"t":"t","i":8,"d":{"n":7,"flag":true}}']
     db.close()
 
@@ -156,6 +156,73 @@ def test_torn_final_line_is_ignored_and_reported(tmp_path):
     db.close()
     db = open_journal_db(path)
     assert [dict(d) for d in db.table("t").all()] == [{"n": 1}, {"n": 3}]
+    db.close()
+
+
+def test_writes_land_in_reserved_space_that_close_gives_back(tmp_path):
+    path = tmp_path / "db.jsonl"
+    db = open_journal_db(path)
+    db.table("t").insert({"n": 1})
+    db.storage.flush()
+    data = path.read_bytes()
+    content = data.rstrip(b"\0")
+    assert len(data) == len(content) + RESERVE  # the next lines fit without growing the file
+    size = len(data)
+    db.table("t").insert({"n": 2})
+    db.storage.flush()
+    assert path.stat().st_size == size
+    db.close()
+    assert path.read_bytes() == path.read_bytes().rstrip(b"\0")  # closed: ends at its last line
+    assert path.read_bytes().endswith(b"\n")
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"t":"t","i":3,"d":{"n"'])
+def test_reserved_space_left_by_a_crash_is_not_a_torn_write(tmp_path, torn):
+    """kill -9 leaves the reserved NUL bytes after the last line, with or without a line
+    cut short before them: only the cut line is reported, and both are given back."""
+    path = tmp_path / "db.jsonl"
+    db = open_journal_db(path)
+    db.table("t").insert_multiple([{"n": 1}, {"n": 2}])
+    db.close()
+    clean = path.read_bytes()
+    with open(path, "ab") as fh:  # what a crash leaves: a line being written, then NULs
+        fh.write(torn + bytes(RESERVE - len(torn)))
+    notices: list[str] = []
+    db = open_journal_db(path, notices=notices)
+    assert [dict(d) for d in db.table("t").all()] == [{"n": 1}, {"n": 2}]
+    assert notices == (["ignored a torn final write in db.jsonl"] if torn else [])
+    assert path.read_bytes() == clean
+    db.table("t").insert({"n": 4})
+    db.close()
+    db = open_journal_db(path)
+    assert [dict(d) for d in db.table("t").all()] == [{"n": 1}, {"n": 2}, {"n": 4}]
+    db.close()
+
+
+def test_a_disk_too_full_to_reserve_space_still_takes_the_writes(tmp_path):
+    """The reservation is an optimisation: when it cannot be written (here RLIMIT_FSIZE,
+    which refuses writes at offsets past the limit as a full disk would), lines still go
+    in, growing the file as before."""
+    import resource
+
+    path = tmp_path / "db.jsonl"
+    db = open_journal_db(path)
+    db.table("t").insert({"n": 1})
+    db.close()
+    db = open_journal_db(path)  # reopened: the file is exactly its lines
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 4096, hard))
+    try:
+        db.table("t").insert({"n": 2})
+        db.storage.flush()
+        assert path.stat().st_size == len(path.read_bytes().rstrip(b"\0"))  # nothing reserved
+        assert db.storage.reserved == db.storage.written
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    db.close()
+    db = open_journal_db(path)
+    assert [dict(d) for d in db.table("t").all()] == [{"n": 1}, {"n": 2}]
     db.close()
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,7 +232,19 @@ def test_rotation_reopen_and_reads_across_segments(data_dir):
     cbs = fill(store, 260)
     before_thread = store.thread("+15550003", limit=30)
     assert store.stats().segments == 11
+    store.sync_blocking()
+    closed = data_dir / "seg-000001.jsonl"
+    # a closed segment gives back the space reserved ahead of its writes once complete
+    for _ in range(100):
+        if closed.read_bytes().endswith(b"\n"):
+            break
+        time.sleep(0.02)
+    assert closed.read_bytes().endswith(b"\n") and b"\0" not in closed.read_bytes()
+    assert (data_dir / "seg-000011.jsonl").stat().st_size > len((data_dir / "seg-000011.jsonl").read_bytes().rstrip(b"\0"))
     store.close()
+    for name in os.listdir(data_dir):
+        if name.endswith(".jsonl"):
+            assert (data_dir / name).read_bytes().endswith(b"\n"), name
     names = sorted(os.listdir(data_dir))
     assert "seg-000011.jsonl" in names and "seg-000010.idx" in names
     assert "seg-000001.idx" not in names  # only the two newest sidecars are kept
