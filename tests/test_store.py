@@ -262,6 +262,34 @@ def test_rotation_reopen_and_reads_across_segments(data_dir):
     store.close()
 
 
+def test_sidecars_that_reuse_unchanged_sections_reopen_to_the_same_state(data_dir):
+    """A sidecar reuses the previous one's thread and contact sections while they have not
+    changed (a flood of delivery reports changes neither). Segments here: messages, reports
+    only, a session closing (contacts change, threads do not), reports with a reply among
+    them (a thread entry), reports again."""
+    store = HistoryStore.open(data_dir, segment_records=4)
+    msgs = [store.add_callback(incoming(phone, f"hi {i}", at=T0 + i))
+            for i, phone in enumerate(["+15550001", "+15550002"] * 2)]
+    for n in range(8):
+        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="delivered", final=True))
+    for n in range(4):
+        store.add_callback(event("session_closed", "+15550002", at=T0 + 100 + n))
+    for n in range(8, 15):
+        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="failed", final=True))
+    store.add_response(response(msgs[0], "Reply"))  # a thread entry in a segment that closes
+    for n in range(15, 24):
+        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="sent", final=False))
+    before = (store.contacts(), store.thread("+15550001"), store.thread("+15550002"))
+    assert store.stats().segments >= 6
+    store.close()
+    assert len(list(data_dir.glob("seg-*.idx"))) == 2
+    store = HistoryStore.open(data_dir, segment_records=4)
+    assert store.notices == []
+    assert (store.contacts(), store.thread("+15550001"), store.thread("+15550002")) == before
+    assert store.contact("+15550002").session_open is False
+    store.close()
+
+
 def test_missing_or_damaged_sidecar_is_rebuilt(data_dir):
     store = HistoryStore.open(data_dir, segment_records=40)
     fill(store, 100)
