@@ -327,7 +327,20 @@ class JournalStorage(Storage):
         then land inside the file: the fsync after them changes no file size, so the file
         system has no metadata to commit and the fsync costs a third less CPU (measured on
         ext4: ingest +7 %). Readers stop at the last newline; `trim()` gives the space back."""
-        view = memoryview(data)
+        self._pwrite_all(memoryview(data), offset)
+        end = offset + len(data)
+        self.written = max(self.written, end)
+        if end > self.reserved:
+            try:
+                self._pwrite_all(_ZEROS, end)
+            except OSError:
+                pass  # a disk too full to reserve space: the next writes grow the file as they go
+            else:
+                self.reserved = end + RESERVE
+
+    def _pwrite_all(self, view: memoryview, offset: int) -> None:
+        """All of `view` at `offset`; on failure the file is cut back to `offset` (nothing
+        half-written stays, nothing reserved is left past it) and the error re-raised."""
         pos = 0
         try:
             while pos < len(view):
@@ -339,26 +352,6 @@ class JournalStorage(Storage):
                 pass
             self.reserved = offset
             raise
-        end = offset + len(data)
-        self.written = max(self.written, end)
-        if end > self.reserved:
-            self._reserve(end)
-
-    def _reserve(self, end: int) -> None:
-        """NUL bytes from `end` on, RESERVE of them; a disk too full for them only means the
-        next writes grow the file as they go (nothing fails for want of reserved space)."""
-        try:
-            pos = 0
-            while pos < RESERVE:
-                pos += os.pwrite(self.fd, _ZEROS[pos:], end + pos)
-        except OSError:
-            try:
-                os.ftruncate(self.fd, end)
-            except OSError:
-                pass
-            self.reserved = end
-        else:
-            self.reserved = end + RESERVE
 
     def trim(self) -> None:
         """Give back the reserved space: the file ends at its last line (a closed segment)."""
