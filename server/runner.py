@@ -1,5 +1,5 @@
 """Start and stop the gateway inside an already running asyncio loop (Textual's, or
-headless mode's): an `AppRunner` plus a `TCPSite`, no threads."""
+headless mode's): a `GatewayRunner` (aiohttp's low-level server) plus a `TCPSite`, no threads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from data.store import HistoryStore, StoreError
 
 from .broker import Broker
 from .config import GatewayConfig
-from .gateway import STATS_KEY, GatewayStats, make_gateway
+from .gateway import Gateway, GatewayStats
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,33 @@ def _deepen_backlog(site: web.TCPSite) -> None:
             pass
 
 
+class GatewayRunner(web.ServerRunner):
+    """aiohttp's runner for a low-level server, serving a `Gateway` with the settings the
+    gateway needs, and answering its held requests when it stops: after the listening
+    sockets close (nothing new arrives) and before it waits for the open handlers (the
+    held ones would otherwise wait out shutdown_timeout and get nothing)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        """Call inside the running loop (aiohttp's Server takes it from there)."""
+        super().__init__(
+            web.Server(
+                gateway,
+                request_factory=gateway.request_factory(),
+                # A client that hangs up cancels its handler at once: "caller gone".
+                handler_cancellation=True,
+                access_log=None,
+                keepalive_timeout=75.0,
+            ),
+            handle_signals=False,
+            # Held requests are answered in shutdown(), so stopping is quick.
+            shutdown_timeout=2.0,
+        )
+        self._gateway = gateway
+
+    async def shutdown(self) -> None:
+        self._gateway.answer_held()
+
+
 class GatewayServer:
     """The gateway bound to a socket. `port=0` picks a free port; `config` then
     reports the real one after `start()`."""
@@ -47,12 +74,12 @@ class GatewayServer:
         self.config = config
         self.broker = broker
         self.store = store
-        self.app = make_gateway(config, broker, store)
-        self._runner: web.AppRunner | None = None
+        self.gateway = Gateway(config, broker, store)
+        self._runner: GatewayRunner | None = None
 
     @property
     def stats(self) -> GatewayStats:
-        return self.app[STATS_KEY]
+        return self.gateway.stats
 
     @property
     def url(self) -> str:
@@ -60,16 +87,7 @@ class GatewayServer:
 
     async def start(self) -> str:
         """Bind and serve; returns the Gateway URL. Raises OSError with a clear message."""
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            access_log=None,
-            # Held requests are answered by the on_shutdown hook, so stopping is quick.
-            shutdown_timeout=2.0,
-            # A client that hangs up cancels its handler at once: "caller gone".
-            handler_cancellation=True,
-            keepalive_timeout=75.0,
-        )
+        runner = GatewayRunner(self.gateway)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port, backlog=ACCEPT_BATCH, reuse_address=True)
         try:

@@ -1,13 +1,19 @@
-"""Shared fixtures: a real history store in a temp dir, and helpers to post callbacks."""
+"""Shared fixtures: a real history store in a temp dir, the real gateway on a free port,
+and helpers to post callbacks."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from aiohttp.test_utils import BaseTestServer
 
 from data.store import HistoryStore
+from server.broker import Broker
+from server.config import GatewayConfig
+from server.gateway import Gateway
+from server.runner import GatewayRunner
 
 INCOMING = {
     "type": "incoming_message",
@@ -24,3 +30,31 @@ def store(tmp_path: Path) -> Iterator[HistoryStore]:
     history = HistoryStore.open(tmp_path / "history")
     yield history
     history.close()
+
+
+class GatewayTestServer(BaseTestServer):
+    """aiohttp's test server (free loopback port, `make_url`, works with `aiohttp_client`)
+    running the production runner: same low-level server, settings and shutdown."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    async def _make_runner(self, **kwargs: Any) -> GatewayRunner:
+        return GatewayRunner(self.gateway)
+
+
+@pytest.fixture
+async def gateway_server() -> AsyncIterator[Callable[..., Awaitable[GatewayTestServer]]]:
+    """`await gateway_server(config, broker, store)`: the real gateway, serving; closed after the test."""
+    servers: list[GatewayTestServer] = []
+
+    async def serve(config: GatewayConfig, broker: Broker, store: HistoryStore) -> GatewayTestServer:
+        server = GatewayTestServer(Gateway(config, broker, store))
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        await server.close()

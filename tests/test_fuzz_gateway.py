@@ -21,7 +21,6 @@ from server.broker import Broker
 from server.config import AppKey, GatewayConfig
 from server.contract import Callback, ContractError, parse_callback
 from server.forms import FormError, read_fields
-from server.gateway import make_gateway
 from server.headless import FallbackAnswerer
 
 
@@ -267,10 +266,10 @@ def gateway_store(tmp_path: Path):
 
 
 @pytest.fixture
-async def fuzz_client(aiohttp_client, gateway_store):
+async def fuzz_client(aiohttp_client, gateway_server, gateway_store):
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, GATEWAY.fallback))  # held types get answered at once
-    return await aiohttp_client(make_gateway(GATEWAY, broker, gateway_store))
+    return await aiohttp_client(await gateway_server(GATEWAY, broker, gateway_store))
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -336,10 +335,10 @@ SMALL = GatewayConfig(max_body=64 * 1024)
 
 
 @pytest.fixture
-async def raw_server(aiohttp_server, gateway_store):
+async def raw_server(gateway_server, gateway_store):
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, ""))
-    return await aiohttp_server(make_gateway(SMALL, broker, gateway_store))
+    return await gateway_server(SMALL, broker, gateway_store)
 
 
 async def _status_line(reader: asyncio.StreamReader, timeout: float = 3.0) -> bytes:

@@ -8,10 +8,9 @@ import json
 
 import pytest
 
-from server.broker import Broker, ExchangeEnded, ExchangeHeld, HeldItem
+from server.broker import Broker, ExchangeEnded, ExchangeHeld, HeldItem, RequestRejected
 from server.config import AppKey, GatewayConfig
 from server.contract import Decision
-from server.gateway import make_gateway
 
 from .conftest import INCOMING
 
@@ -36,12 +35,11 @@ class Operator:
 
 
 @pytest.fixture
-def make_client(aiohttp_client, store):
+def make_client(aiohttp_client, gateway_server, store):
     async def make(decision: Decision | None = None, **config):
         broker = Broker()
         operator = Operator(broker, decision)
-        app = make_gateway(GatewayConfig(**config), broker, store)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(await gateway_server(GatewayConfig(**config), broker, store))
         return client, operator
 
     return make
@@ -199,3 +197,63 @@ async def test_a_bug_in_a_handler_is_a_503_with_its_reason_not_a_500(make_client
         response = await client.get(path)
     assert response.status == 503
     assert await response.text() == "switchboard could not handle this request: ZeroDivisionError\n"
+
+
+async def test_wrong_paths_and_methods_get_a_one_line_reason_and_the_console_hears(aiohttp_client, gateway_server, store):
+    """The gateway routes by itself (aiohttp's low-level server): an SL pointed at the wrong
+    URL gets a 404 naming the right one, and the operator sees it as a rejection."""
+    broker = Broker()
+    heard: list[RequestRejected] = []
+    broker.subscribe(lambda event: heard.append(event) if isinstance(event, RequestRejected) else None)
+    client = await aiohttp_client(await gateway_server(GatewayConfig(path="/sms"), broker, store))
+
+    wrong_path = await client.post("/", data=INCOMING)
+    assert wrong_path.status == 404
+    assert await wrong_path.text() == "no such path: callbacks are POSTed to /sms (POST /)\n"
+    wrong_method = await client.get("/sms")
+    assert wrong_method.status == 405 and wrong_method.headers["Allow"] == "POST"
+    assert await wrong_method.text() == "GET not allowed: callbacks are POSTed to /sms (GET /sms)\n"
+    health_post = await client.post("/healthz")
+    assert health_post.status == 405 and health_post.headers["Allow"] == "GET"
+    assert [(event.status, event.peer) for event in heard] == [(404, "127.0.0.1"), (405, "127.0.0.1"), (405, "127.0.0.1")]
+    right = await client.post("/sms", data={"type": "delivery_report", "message_id": "m1", "final": "1", "status": "1"})
+    assert right.status == 200
+    health = await (await client.get("/healthz")).json()
+    assert health["totals"]["rejected"] == 3 and health["totals"]["received"] == 1
+    assert len(store.recent_callbacks()) == 1
+
+
+async def _raw_exchange(port: int, head: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    await writer.drain()
+    return reader, writer, await asyncio.wait_for(reader.readline(), 3)
+
+
+async def test_expect_100_continue_is_answered_before_the_body(gateway_server, store):
+    """curl sends `Expect: 100-continue` for bodies over 1 KB and holds the body back until
+    it hears 100 (or a second passes): the gateway must say it."""
+    server = await gateway_server(GatewayConfig(), Broker(), store)
+    body = ("type=delivery_report&message_id=long&final=1&status=1&note=" + "x" * 3000).encode()
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    reader, writer, first = await _raw_exchange(server.port, head)
+    assert first == b"HTTP/1.1 100 Continue\r\n"
+    assert await reader.readline() == b"\r\n"
+    writer.write(body)
+    assert await asyncio.wait_for(reader.readline(), 3) == b"HTTP/1.1 200 OK\r\n"
+    writer.close()
+    assert store.recent_callbacks()[0].fields["message_id"] == "long"
+
+
+async def test_an_unknown_expectation_is_417(gateway_server, store):
+    server = await gateway_server(GatewayConfig(), Broker(), store)
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Expect: teapot\r\nContent-Length: 10\r\n\r\n")
+    reader, writer, first = await _raw_exchange(server.port, head)
+    assert first == b"HTTP/1.1 417 Expectation Failed\r\n"
+    rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    length = int(rest.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert await asyncio.wait_for(reader.readexactly(length), 3) == b"unknown Expect: 'teapot'\n"
+    writer.close()
+    assert store.recent_callbacks() == []

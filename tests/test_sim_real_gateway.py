@@ -1,4 +1,4 @@
-"""The simulated SL against the real Switchboard gateway (make_gateway / GatewayServer
+"""The simulated SL against the real Switchboard gateway (Gateway / GatewayServer
 with a real history store): what the simulator sends parses without a warning, what
 the gateway answers keeps the contract and has the documented effects, and the demo
 runs in the caller's loop the way the console uses it."""
@@ -13,7 +13,6 @@ from pathlib import Path
 from server.broker import Broker, CallbackReceived, ExchangeHeld
 from server.config import GatewayConfig
 from server.contract import CallbackType, Decision
-from server.gateway import make_gateway
 from server.headless import FallbackAnswerer
 from server.runner import GatewayServer
 from server.simulator.cli import simulate_main
@@ -59,10 +58,10 @@ class ScriptedOperator:
             asyncio.get_running_loop().call_soon(self.broker.answer, record.seq, self.decide(record))
 
 
-async def real_gateway(aiohttp_server, store) -> tuple[str, ScriptedOperator]:
+async def real_gateway(gateway_server, store) -> tuple[str, ScriptedOperator]:
     broker = Broker()
     operator = ScriptedOperator(broker)
-    server = await aiohttp_server(make_gateway(GatewayConfig(reply_timeout=5.0), broker, store))
+    server = await gateway_server(GatewayConfig(reply_timeout=5.0), broker, store)
     return str(server.make_url("/")), operator
 
 
@@ -71,8 +70,8 @@ def fast_sl(url: str, **options) -> SimulatedSL:
     return SimulatedSL(url, **options)
 
 
-async def test_crowd_against_the_real_gateway(aiohttp_server, store):
-    url, operator = await real_gateway(aiohttp_server, store)
+async def test_crowd_against_the_real_gateway(gateway_server, store):
+    url, operator = await real_gateway(gateway_server, store)
     sl = fast_sl(url)
     try:
         await Crowd(sl, rate=300.0, population=10, session_idle=0.05).run(count=300)
@@ -85,8 +84,8 @@ async def test_crowd_against_the_real_gateway(aiohttp_server, store):
     assert subscribed and all(state.tags == ("vip", "new member") for state in subscribed)
 
 
-async def test_answers_from_the_real_gateway_have_their_effects(aiohttp_server, store):
-    url, operator = await real_gateway(aiohttp_server, store)
+async def test_answers_from_the_real_gateway_have_their_effects(gateway_server, store):
+    url, operator = await real_gateway(gateway_server, store)
     sl = fast_sl(url, reply_chance=0.0)
     try:
         pizza = await sl.incoming(PHONE, "PIZZA", carrier=("3", "T-Mobile"))
@@ -110,10 +109,10 @@ async def test_answers_from_the_real_gateway_have_their_effects(aiohttp_server, 
     assert store.thread(PHONE)  # the gateway kept the history
 
 
-async def test_shipped_scenarios_against_headless_switchboard(aiohttp_server, store):
+async def test_shipped_scenarios_against_headless_switchboard(gateway_server, store):
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, "Thanks, we will text you back"))
-    server = await aiohttp_server(make_gateway(GatewayConfig(), broker, store))
+    server = await gateway_server(GatewayConfig(), broker, store)
     for scenario in sorted((ROOT / "scenarios").glob("*.json")):
         out, err = io.StringIO(), io.StringIO()
         argv = ["--gateway", str(server.make_url("/")), "--scenario", str(scenario)]

@@ -15,7 +15,6 @@ from aiohttp import web
 from server.broker import Broker
 from server.config import Config, GatewayConfig
 from server.contract import CallbackType, parse_callback
-from server.gateway import make_gateway
 from server.headless import FallbackAnswerer
 from server.simulator.judge import judge_response
 from server.simulator.sl import SimulatedSL
@@ -66,10 +65,10 @@ async def _until_idle(sl: SimulatedSL, timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_the_crowd_sends_every_callback_type_well_formed_to_the_real_gateway(aiohttp_server, store):
+async def test_the_crowd_sends_every_callback_type_well_formed_to_the_real_gateway(gateway_server, store):
     broker = Broker()
     broker.subscribe(FallbackAnswerer(broker, "Thanks!"))
-    server = await aiohttp_server(make_gateway(GatewayConfig(), broker, store))
+    server = await gateway_server(GatewayConfig(), broker, store)
     sl = SimulatedSL(str(server.make_url("/")), seed=7, delivery_delay=0.01)
     crowd = Crowd(sl, rate=400, population=8, session_idle=0.0)
     await crowd.run(count=400)
