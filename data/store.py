@@ -38,21 +38,29 @@ Closed segments are immutable JSONL files read on demand with `pread` at byte of
 Indexes. A record's location is `segment << 40 | byte offset`. In memory: `array('q')` of
 locations by seq, of response locations by callback seq, of callback seqs in order, one
 `array('q')` of locations per phone (its thread), the derived `ContactState` per phone and
-the delivery state per message id. At rotation, the loop copies these (a few memcpys and
-dict copies) and a background thread writes them as the sidecar `seg-NNNNNN.idx` of the
-closed segment: a cumulative catalog of everything up to the end of that segment (binary
-arrays + JSON, each section CRC-checked, segment sizes recorded). Only the two newest
-sidecars are kept. `open()` loads the newest valid sidecar, replays any closed segment after
-it (then writes its sidecar in the background), and loads the live segment into TinyDB,
-replaying it into the indexes with the same code `add_*` uses. So 1M records open by reading
-one sidecar and at most one live segment.
+the delivery state per message id. At rotation the loop takes a snapshot and a background
+thread writes it as the sidecar `seg-NNNNNN.idx` of the closed segment (binary arrays +
+JSON, each section CRC-checked, segment sizes recorded). Every `FULL_EVERY` (8) rotations
+the sidecar is a full catalog of everything up to the end of that segment (memcpys and
+dict copies on the loop); in between it is a delta on the sidecar before it: the by-seq
+arrays from where that one ended (responses from the oldest callback answered since), the
+thread entries in this segment of the phones added to, the contacts that changed and the
+delivery states set (all tracked as they happen, so the loop copies only those). On a 1M
+history a full sidecar is 37 MB and cost 100-140 ms of CPU; a delta is about 2 MB and
+20-35 ms. Kept: the newest chain (its full sidecar and the deltas after it) and the chain
+before it. `open()` applies the newest chain that reads back whole and matches the
+segment sizes, replays any closed segment after it (then writes a full sidecar in the
+background), and loads the live segment into TinyDB, replaying it into the indexes with the
+same code `add_*` uses. So 1M records open by reading one full sidecar, at most seven
+deltas and one live segment. A sidecar that could not be written makes the next one full;
+deltas taken before the failure was known are skipped (open() replays those segments).
 
 Recovery. A torn final line (crash mid-write) is cut off and reported in `notices` as
 "ignored a torn final write in <file>". A segment with garbage lines elsewhere is moved aside
 to `<name>.corrupt-<timestamp>` and replaced by a copy with every line that still parses (the
 good records are kept, the damaged ones are listed only in the moved-aside file). A sidecar
-that fails its checks is moved aside the same way and rebuilt from the previous sidecar plus
-the segment (or from all segments). A sidecar that no longer matches the segment sizes (a
+that fails its checks is moved aside the same way; open() uses the chain before it plus the
+segments after that (or all segments). A sidecar that no longer matches the segment sizes (a
 segment was repaired) is ignored and replaced. A damaged line found later while reading a
 closed segment is skipped and reported in `notices`.
 
@@ -122,6 +130,10 @@ MAX_BACKLOG = 64 << 20
 """Refuse new records when this many bytes are waiting for a disk that keeps failing."""
 RETRY_AFTER = 1.0
 SEQ_CHUNK = 4096
+FULL_EVERY = 8
+"""Every this many rotations the sidecar is a full catalog; in between it is a delta on the
+previous one. On a 1M-record history a full one is 37 MB and cost 100-140 ms of CPU per
+rotation on the gateway's core; a delta is what one segment changed (about 2 MB)."""
 
 FLUSH_SOON = 0.05
 """How soon a held callback is on disk without anyone waiting for it: soon enough that a
@@ -378,9 +390,10 @@ class _DB(TinyDB):
 class HistoryStore:
     """Every callback, response and outbound record, with per-phone state and threads."""
 
-    def __init__(self, data_dir: Path, segment_records: int, lock_fd: int) -> None:
+    def __init__(self, data_dir: Path, segment_records: int, lock_fd: int, full_every: int = FULL_EVERY) -> None:
         self.data_dir = data_dir
         self.segment_records = max(1, int(segment_records))
+        self.full_every = max(1, int(full_every))
         self.notices: list[str] = []
         self._lock_fd = lock_fd
         # indexes
@@ -420,12 +433,30 @@ class HistoryStore:
         self._catalog_thread: threading.Thread | None = None
         self._catalog_cache = _CatalogCache()
         """Sections of the last sidecar written; only the (chained) sidecar threads use it."""
+        # what changed since the last sidecar's snapshot (the next delta), see _mark()
+        self._mark_seq = 1
+        self._mark_cb = 0
+        self._resp_from = 1
+        self._dirty_phones: dict[str, array] = {}
+        """Threads added to since the mark (a dict: the snapshot takes it whole)."""
+        self._dirty_mids: dict[str, int] = {}
+        """Delivery states set since the mark, as set (taken whole: looking 50,000 ids up
+        again in the full map at rotation took 43 ms on the loop)."""
+        self._mark_contacts: dict[str, ContactState] = {}
+        self._last_full: int | None = None
+        """Segment of the newest full sidecar (written or loaded); None: the next is full."""
+        self._catalog_written = 0
+        """Segment of the newest sidecar on disk (a delta needs the one before it)."""
+        self._catalog_broken = False
+        """A sidecar could not be written: the next one is full (set by the sidecar thread)."""
 
     # ---- opening ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path, *, segment_records: int = 50_000) -> "HistoryStore":
-        """Open (creating if missing) the history in `data_dir`. Raises StoreError (one line)."""
+    def open(cls, data_dir: Path, *, segment_records: int = 50_000, full_every: int = FULL_EVERY) -> "HistoryStore":
+        """Open (creating if missing) the history in `data_dir`. Raises StoreError (one line).
+        `segment_records` and `full_every` (a full sidecar every so many rotations) are
+        for tests; the defaults are what the app uses."""
         data_dir = Path(data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -448,7 +479,7 @@ class HistoryStore:
         except OSError:
             os.close(lock_fd)
             raise StoreInUse(f"history directory {data_dir} is in use by another Switchboard") from None
-        store = cls(data_dir, segment_records, lock_fd)
+        store = cls(data_dir, segment_records, lock_fd, full_every)
         # Loading creates ~10^6 objects that all survive: the cyclic GC would rescan the
         # growing heap again and again (measured: 3.1 s instead of 1.7 s for a full segment).
         gc_was_enabled = gc.isenabled()
@@ -500,25 +531,8 @@ class HistoryStore:
         idxs = sorted(int(m.group(1)) for n in names if (m := IDX_RE.match(n)))
         live_no = segs[-1] if segs else 1
         closed = segs[:-1]
-        base = 0
-        for k in reversed(idxs):
-            if k >= live_no or k not in closed:
-                continue
-            path = self.data_dir / _idx_name(k)
-            try:
-                catalog = _read_catalog(path)
-            except _CatalogDamaged as exc:
-                aside = move_aside(path)
-                self.notices.append(f"sidecar {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
-                continue
-            except OSError as exc:
-                self.notices.append(f"cannot read sidecar {path.name}: {_why(exc)}; rebuilding")
-                continue
-            if self._catalog_matches(catalog, k, closed):
-                self._apply_catalog(catalog)
-                base = k
-                break
-            self.notices.append(f"sidecar {path.name} does not match its segments; rebuilding")
+        base = self._load_catalogs(idxs, closed)
+        self._mark()
         scanned = False
         for n in closed:
             if n <= base:
@@ -527,10 +541,90 @@ class HistoryStore:
             self._scan_closed(n)
             scanned = True
         if scanned and closed:
-            self._start_catalog(self._catalog_snapshot(closed[-1]))
+            self._start_catalog(self._catalog_snapshot(closed[-1], full=True))
         live = self._open_mem_segment(live_no)
         self._live = live
         self._appended = self._durable = 0
+
+    def _load_catalogs(self, idxs: list[int], closed: list[int]) -> int:
+        """Apply the newest usable chain of sidecars (a full one, then the deltas after it);
+        returns the segment it ends at (0: none, every closed segment is replayed)."""
+        present = set(idxs)
+        bad: set[int] = set()
+        for end in reversed(idxs):
+            if end not in closed or end in bad:
+                continue
+            chain: list[dict] = []
+            k = end
+            while True:
+                catalog = self._read_sidecar(k, bad)
+                if catalog is None:
+                    chain = []
+                    break
+                chain.append(catalog)
+                header = catalog["header"]
+                if header.get("kind", "full") == "full":
+                    break
+                k = header.get("base", -1)
+                if k not in present or k in bad or k >= chain[-1]["header"]["segment"]:
+                    chain = []
+                    break
+            if not chain:
+                continue
+            if not self._catalog_matches(chain[0], end, closed):
+                self.notices.append(f"sidecar {_idx_name(end)} does not match its segments; rebuilding")
+                bad.add(end)
+                continue
+            try:
+                self._apply_catalog(chain[-1])
+                for delta in reversed(chain[:-1]):
+                    self._apply_delta(delta)
+            except _CatalogDamaged as exc:
+                self.notices.append(f"sidecar chain ending at {_idx_name(end)} is inconsistent ({exc}); rebuilding")
+                bad.add(end)
+                continue
+            self._last_full = chain[-1]["header"]["segment"]
+            self._catalog_written = end
+            return end
+        # nothing usable: start from empty indexes again (a chain may have been half applied)
+        self._reset_indexes()
+        return 0
+
+    def _read_sidecar(self, k: int, bad: set[int]) -> dict | None:
+        path = self.data_dir / _idx_name(k)
+        try:
+            return _read_catalog(path)
+        except _CatalogDamaged as exc:
+            aside = move_aside(path)
+            self.notices.append(f"sidecar {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            why = _why(exc) if isinstance(exc, OSError) else f"unreadable: {exc}"
+            self.notices.append(f"cannot read sidecar {path.name}: {why}; rebuilding")
+        bad.add(k)
+        return None
+
+    def _reset_indexes(self) -> None:
+        self._closed = []
+        self._sizes = {}
+        self._seq_loc = array("q", [-1])
+        self._resp_loc = array("q", [-1])
+        self._cb_seqs = array("q")
+        self._phone_locs = {}
+        self._contacts = {}
+        self._msg_state = {}
+        self._sub_created = set()
+        self._counts = [0, 0, 0]
+        self._next_seq = 1
+
+    def _mark(self, contacts: dict[str, ContactState] | None = None) -> None:
+        """The indexes as they are now are what the newest sidecar holds: the next delta
+        starts here. `contacts`: a copy of the contacts just taken, if any."""
+        self._mark_seq = self._next_seq
+        self._mark_cb = len(self._cb_seqs)
+        self._resp_from = self._next_seq
+        self._dirty_phones = {}
+        self._dirty_mids = {}
+        self._mark_contacts = contacts if contacts is not None else self._contacts.copy()
 
     def _catalog_matches(self, catalog: dict, k: int, closed: list[int]) -> bool:
         sizes = {int(n): s for n, s in catalog["header"]["sizes"].items()}
@@ -591,6 +685,7 @@ class HistoryStore:
         if locs is None:
             locs = self._phone_locs[phone] = array("q")
         locs.append(loc)
+        self._dirty_phones[phone] = locs
 
     def _seq_slot(self, seq: int) -> None:
         """Make `seq` a valid index of the by-seq arrays. They grow by SEQ_CHUNK slots at a
@@ -660,6 +755,8 @@ class HistoryStore:
             if cseq > 0:
                 self._seq_slot(cseq)
                 self._resp_loc[cseq] = loc
+                if cseq < self._resp_from:
+                    self._resp_from = cseq
             self._counts[1] += 1
             phone = doc.get("phone") or ""
             decision = doc.get("decision") or {}
@@ -712,7 +809,7 @@ class HistoryStore:
             return  # a late, non-final report does not undo a final one
         code = DELIVERY_CODE.get(str(parsed.get("status_name")))
         state = code if code is not None and code > 0 else old & 7
-        self._msg_state[mid] = state | (FINAL if final else 0)
+        self._msg_state[mid] = self._dirty_mids[mid] = state | (FINAL if final else 0)
 
     def _callback_type(self, seq: int) -> str | None:
         if 0 < seq < len(self._seq_loc) and self._seq_loc[seq] >= 0:
@@ -946,7 +1043,6 @@ class HistoryStore:
         self._jobs.append((old.storage, old.storage.end, None))
         self._sizes[old.no] = old.storage.end
         self._closed.append(old.no)
-        snapshot = self._catalog_snapshot(old.no)
         new_no = old.no + 1
         try:
             self._live = self._open_mem_segment(new_no)
@@ -955,25 +1051,57 @@ class HistoryStore:
             self._closed.pop()
             self._jobs.pop()
             raise self._write_failed(exc) from None
-        self._start_catalog(snapshot, wait_for=old.storage)
+        # taken once the rotation cannot fail (it resets what the next delta holds), and
+        # before anything is added to the new segment
+        full = self._last_full is None or self._catalog_broken or old.no - self._last_full >= self.full_every
+        self._start_catalog(self._catalog_snapshot(old.no, full=full), wait_for=old.storage)
 
-    def _catalog_snapshot(self, seg: int) -> dict:
-        """What the sidecar of `seg` holds, copied on this thread (cheap: memcpy + dict copies)."""
-        return {
+    def _catalog_snapshot(self, seg: int, *, full: bool) -> dict:
+        """What the sidecar of `seg` holds, copied on this thread: for a full one, memcpys
+        and dict copies of everything; for a delta, what changed since the last snapshot."""
+        common = {
             "segment": seg,
             "boundary": (seg + 1) << LOC_SHIFT,
             "sizes": {str(n): self._sizes[n] for n in self._closed if n <= seg},
             "next_seq": self._next_seq,
             "counts": list(self._counts),
-            "seq_loc": self._seq_loc.tobytes(),
-            "resp_loc": self._resp_loc.tobytes(),
-            "cb_seqs": self._cb_seqs.tobytes(),
-            "phones": self._phone_locs.copy(),
-            "thread_adds": self._thread_adds,
-            "contacts": self._contacts.copy(),
-            "msg_state": self._msg_state.copy(),
             "sub_created": sorted(self._sub_created),
         }
+        if full:
+            snapshot = {
+                **common,
+                "kind": "full",
+                "keep_from": self._last_full if self._last_full is not None else seg - 1,
+                "seq_loc": self._seq_loc.tobytes(),
+                "resp_loc": self._resp_loc.tobytes(),
+                "cb_seqs": self._cb_seqs.tobytes(),
+                "phones": self._phone_locs.copy(),
+                "thread_adds": self._thread_adds,
+                "contacts": self._contacts.copy(),
+                "msg_state": self._msg_state.copy(),
+            }
+            self._last_full = seg
+            self._catalog_broken = False
+        else:
+            next_seq, seq_from = self._next_seq, self._mark_seq
+            resp_from = min(self._resp_from, seq_from)
+            snapshot = {
+                **common,
+                "kind": "delta",
+                "base": seg - 1,
+                "seq_from": seq_from,
+                "resp_from": resp_from,
+                "cb_from": self._mark_cb,
+                "seq_loc": self._seq_loc[seq_from:next_seq].tobytes(),
+                "resp_loc": self._resp_loc[resp_from:next_seq].tobytes(),
+                "cb_seqs": self._cb_seqs[self._mark_cb:].tobytes(),
+                "phones": self._dirty_phones,
+                "contacts": self._contacts.copy(),
+                "prev_contacts": self._mark_contacts,
+                "msg_state": self._dirty_mids,
+            }
+        self._mark(snapshot["contacts"])
+        return snapshot
 
     def _start_catalog(self, snapshot: dict, wait_for: JournalStorage | None = None) -> None:
         previous = self._catalog_thread
@@ -985,9 +1113,17 @@ class HistoryStore:
                 if wait_for is not None and not wait_for.drained:
                     self._drain()
                 if wait_for is not None and not wait_for.drained:
+                    self._catalog_broken = True
+                    return
+                if snapshot["kind"] == "delta" and self._catalog_written != snapshot["base"]:
+                    # the one it extends was not written: open() replays from the last good
+                    # one, and the next rotation writes a full sidecar
+                    self._catalog_broken = True
                     return
                 _write_catalog(self.data_dir, snapshot, self._catalog_cache)
+                self._catalog_written = snapshot["segment"]
             except Exception as exc:  # the sidecar is an optimisation; open() rebuilds it
+                self._catalog_broken = True
                 log.warning("could not write history sidecar for segment %s: %s", snapshot["segment"], exc)
 
         thread = threading.Thread(target=run, name="history-sidecar", daemon=True)
@@ -1019,6 +1155,42 @@ class HistoryStore:
         }
         mids = json.loads(s["mids"])
         self._msg_state = dict(zip(mids, array("b", s["mid_states"])))
+        self._sub_created = set(h.get("sub_created", ()))
+
+    def _apply_delta(self, catalog: dict) -> None:
+        """Extend the indexes applied so far with a delta sidecar (raises _CatalogDamaged
+        if it does not start where they end)."""
+        h = catalog["header"]
+        s = catalog["sections"]
+        next_seq, seq_from, resp_from, cb_from = h["next_seq"], h["seq_from"], h["resp_from"], h["cb_from"]
+        if seq_from != self._next_seq or cb_from != len(self._cb_seqs) or not 0 < resp_from <= seq_from <= next_seq:
+            raise _CatalogDamaged(f"{_idx_name(h['segment'])} does not start where {_idx_name(h['base'])} ends")
+        seq_loc, resp_loc = _arr(s["seq_loc"]), _arr(s["resp_loc"])
+        if len(seq_loc) != next_seq - seq_from or len(resp_loc) != next_seq - resp_from:
+            raise _CatalogDamaged(f"{_idx_name(h['segment'])} has arrays of the wrong length")
+        del self._seq_loc[seq_from:]
+        self._seq_loc.extend(seq_loc)
+        del self._resp_loc[resp_from:]
+        self._resp_loc.extend(resp_loc)
+        self._cb_seqs.extend(_arr(s["cb_seqs"]))
+        phone_locs = self._phone_locs
+        locs = _arr(s["phone_locs"])
+        pos = 0
+        for name, count in zip(json.loads(s["phone_names"]), _arr(s["phone_counts"])):
+            part = locs[pos : pos + count]
+            pos += count
+            mine = phone_locs.get(name)
+            if mine is None:
+                phone_locs[name] = part
+            else:
+                mine.extend(part)
+        contacts = self._contacts
+        for r in json.loads(s["contacts"]):
+            contacts[r[0]] = ContactState(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
+        self._msg_state.update(zip(json.loads(s["mids"]), array("b", s["mid_states"])))
+        self._sizes = {int(n): v for n, v in h["sizes"].items()}
+        self._next_seq = next_seq
+        self._counts = list(h["counts"])
         self._sub_created = set(h.get("sub_created", ()))
 
     # ---- reading -------------------------------------------------------------------------
@@ -1488,67 +1660,108 @@ class _CatalogCache:
     contacts_json: bytes = b""
 
 
-def _write_catalog(data_dir: Path, snap: dict, cache: _CatalogCache | None = None) -> None:
-    cache = cache if cache is not None else _CatalogCache()
-    boundary = snap["boundary"]
+def _contact_rows(contacts: Any) -> bytes:
+    return _json_list([  # tuples encode as the same JSON arrays as lists
+        (c.phone, c.session_open, c.subscribed, c.tags, c.blacklisted, c.loop_flagged,
+         c.last_seen, c.carrier, c.messages_in, c.messages_out)
+        for c in contacts
+    ])
+
+
+def _thread_sections(phones: Mapping[str, array], low: int, high: int) -> tuple[bytes, bytes, bytes]:
+    """Names, counts and locations of each phone's thread entries in [low, high)."""
+    names: list[str] = []
+    counts = array("q")
+    locs = array("q")
+    for phone, arr in phones.items():
+        part = arr[:]  # one C-level copy; later appends are past `high`
+        if part and part[-1] >= high:
+            part = part[: bisect.bisect_left(part, high)]
+        if low and part and part[0] < low:
+            part = part[bisect.bisect_left(part, low):]
+        if not part:
+            continue
+        names.append(phone)
+        counts.append(len(part))
+        locs.extend(part)
+    return _json_list(names), counts.tobytes(), locs.tobytes()
+
+
+def _full_sections(snap: dict, cache: _CatalogCache) -> dict[str, bytes]:
     if cache.threads is not None and cache.thread_adds == snap["thread_adds"]:
-        # nothing was added to any thread since the last sidecar: same arrays, same cut
-        phone_names, phone_counts, phone_locs = cache.threads
+        # nothing was added to any thread since the last full sidecar: same arrays, same cut
+        threads = cache.threads
     else:
-        names: list[str] = []
-        counts = array("q")
-        locs = array("q")
-        for phone, arr in snap["phones"].items():
-            part = arr[:]  # one C-level copy; later appends are past the boundary
-            if part and part[-1] >= boundary:
-                part = part[: bisect.bisect_left(part, boundary)]
-            if not part:
-                continue
-            names.append(phone)
-            counts.append(len(part))
-            locs.extend(part)
-        phone_names, phone_counts, phone_locs = _json_list(names), counts.tobytes(), locs.tobytes()
-        cache.threads, cache.thread_adds = (phone_names, phone_counts, phone_locs), snap["thread_adds"]
+        threads = _thread_sections(snap["phones"], 0, snap["boundary"])
+        cache.threads, cache.thread_adds = threads, snap["thread_adds"]
     # ContactState is immutable and replaced on change: comparing the two maps is a C loop
     # of identity checks when nothing changed
     if cache.contacts is not None and cache.contacts == snap["contacts"]:
         contacts_json = cache.contacts_json
     else:
-        contacts_json = _json_list([  # tuples encode as the same JSON arrays as lists
-            (c.phone, c.session_open, c.subscribed, c.tags, c.blacklisted, c.loop_flagged,
-             c.last_seen, c.carrier, c.messages_in, c.messages_out)
-            for c in snap["contacts"].values()
-        ])
+        contacts_json = _contact_rows(snap["contacts"].values())
         cache.contacts, cache.contacts_json = snap["contacts"], contacts_json
     msg_state = snap["msg_state"]
-    sections = {
+    return {
         "seq_loc": snap["seq_loc"],
         "resp_loc": snap["resp_loc"],
         "cb_seqs": snap["cb_seqs"],
-        "phone_names": phone_names,
-        "phone_counts": phone_counts,
-        "phone_locs": phone_locs,
+        "phone_names": threads[0],
+        "phone_counts": threads[1],
+        "phone_locs": threads[2],
         "contacts": contacts_json,
         "mids": _json_list(list(msg_state.keys())),
         "mid_states": array("b", msg_state.values()).tobytes(),
     }
+
+
+def _delta_sections(snap: dict) -> dict[str, bytes]:
+    threads = _thread_sections(snap["phones"], snap["segment"] << LOC_SHIFT, snap["boundary"])
+    before = snap["prev_contacts"]
+    changed = [c for phone, c in snap["contacts"].items() if before.get(phone) is not c]
+    msg_state = snap["msg_state"]
+    return {
+        "seq_loc": snap["seq_loc"],
+        "resp_loc": snap["resp_loc"],
+        "cb_seqs": snap["cb_seqs"],
+        "phone_names": threads[0],
+        "phone_counts": threads[1],
+        "phone_locs": threads[2],
+        "contacts": _contact_rows(changed),
+        "mids": _json_list(list(msg_state.keys())),
+        "mid_states": array("b", msg_state.values()).tobytes(),
+    }
+
+
+def _write_catalog(data_dir: Path, snap: dict, cache: _CatalogCache | None = None) -> None:
+    """Write the sidecar of `snap["segment"]`: a full catalog, or a delta on the one before.
+    After a full one, the sidecars older than the previous full one are deleted (so a
+    damaged newest chain still leaves the one before it)."""
+    cache = cache if cache is not None else _CatalogCache()
+    full = snap["kind"] == "full"
+    sections = _full_sections(snap, cache) if full else _delta_sections(snap)
     header = {
         "v": 1,
+        "kind": snap["kind"],
         "segment": snap["segment"],
         "sizes": snap["sizes"],
         "next_seq": snap["next_seq"],
         "counts": snap["counts"],
         "sub_created": snap["sub_created"],
-        "sections": [[name, len(data), zlib.crc32(data)] for name, data in sections.items()],
     }
+    if not full:
+        header.update(base=snap["base"], seq_from=snap["seq_from"], resp_from=snap["resp_from"],
+                      cb_from=snap["cb_from"])
+    header["sections"] = [[name, len(data), zlib.crc32(data)] for name, data in sections.items()]
     head = json.dumps(header).encode()
     path = data_dir / _idx_name(snap["segment"])
     chunks = [IDX_MAGIC, struct.pack("<QI", len(head), zlib.crc32(head)), head, *sections.values()]
     write_durably(path, chunks)
-    # keep this sidecar and the one before it; older ones are superseded
+    if not full:
+        return
     for name in os.listdir(data_dir):
         m = IDX_RE.match(name)
-        if m and int(m.group(1)) < snap["segment"] - 1:
+        if m and int(m.group(1)) < snap["keep_from"]:
             try:
                 os.unlink(data_dir / name)
             except OSError:
