@@ -90,10 +90,9 @@ import time
 import zlib
 from array import array
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, Callable, Iterator, Mapping, TextIO
 
 from tinydb import TinyDB
 
@@ -418,8 +417,9 @@ class HistoryStore:
         # writer
         self._jobs: deque[tuple[JournalStorage, int, bytes | None]] = deque()
         self._io_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._flush_task: asyncio.Future | None = None
+        self._writer: _RoundWriter | None = None
+        self._round_upto = -1
+        """Records the round under way covers; -1: no round under way."""
         self._flush_wanted = False
         self._soon: asyncio.TimerHandle | None = None
         self._waiters: list[tuple[int, asyncio.Future]] = []
@@ -951,7 +951,7 @@ class HistoryStore:
         # being woken in between); cancelling a caller cancels only its own future.
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
-        if self._flush_task is None:
+        if self._round_upto < 0:
             self._start_round()
         return waiter
 
@@ -967,52 +967,56 @@ class HistoryStore:
         self._start_round()
 
     def _start_round(self) -> None:
-        """Start a group-commit round now, or right after the one under way."""
+        """Start a group-commit round soon, or right after the one under way."""
         if self._closed_flag or self._broken is not None or self._durable >= self._appended:
             return
-        if self._flush_task is not None:
+        if self._round_upto >= 0:
             self._flush_wanted = True  # after the round under way
             return
-        task = self._flush_task = asyncio.ensure_future(self._flush())
-        task.add_done_callback(_retrieve)
+        # The round takes its records a loop pass later: the handlers already scheduled
+        # add theirs first and share this round (taken at once, rounds were smaller and
+        # fsyncs more frequent: 12 % fewer requests a second).
+        self._round_upto = 0
+        asyncio.get_running_loop().call_soon(self._begin_round)
 
-    async def _flush(self) -> None:
+    def _begin_round(self) -> None:
+        if self._closed_flag or self._broken is not None:
+            self._round_done(None)
+            return
         self._flush_wanted = False
-        upto = self._appended
+        self._round_upto = self._appended
         self._take_live()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
-        error: BaseException | None = None
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._drain)
-        except OSError as exc:
-            error = self._write_failed(exc)
-        except BaseException as exc:
-            error = exc
-            raise
-        else:
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = _RoundWriter(self._drain)
+        writer.go(asyncio.get_running_loop(), self._round_done)
+
+    def _round_done(self, error: BaseException | None) -> None:
+        """On the loop, when the writer thread has written (or failed to write) a round."""
+        upto, self._round_upto = self._round_upto, -1
+        if error is None:
             if upto > self._durable:
                 self._durable = upto
             self._write_error = None
-        finally:
-            self._flush_task = None
-            self._reap()
-            waiters, later = self._waiters, []
-            self._waiters = later
-            for target, waiter in waiters:
-                if waiter.done():
-                    continue
-                if error is None:
-                    if target > self._durable:
-                        later.append((target, waiter))  # added after this round took its records
-                    else:
-                        waiter.set_result(None)
-                elif isinstance(error, asyncio.CancelledError):
-                    waiter.cancel()
+        elif isinstance(error, OSError):
+            error = self._write_failed(error)
+        else:  # pragma: no cover - a bug in _drain: its callers get it, and the log
+            log.error("history writer failed", exc_info=error)
+        self._reap()
+        waiters, later = self._waiters, []
+        self._waiters = later
+        for target, waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                if target > self._durable:
+                    later.append((target, waiter))  # added after this round took its records
                 else:
-                    waiter.set_exception(error)
-            if (later or self._flush_wanted) and error is None:
-                self._start_round()  # records added while this round was under way
+                    waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        if (later or self._flush_wanted) and error is None:
+            self._start_round()  # records added while this round was under way
 
     def sync_blocking(self) -> None:
         """Write and fsync everything now, on this thread (shutdown, CLIs)."""
@@ -1388,8 +1392,8 @@ class HistoryStore:
                 self._soon = None
             if self._catalog_thread is not None:
                 self._catalog_thread.join()
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
+            if self._writer is not None:
+                self._writer.stop()
             for ms in self._mem.values():
                 if ms.storage.fd >= 0:
                     os.close(ms.storage.fd)
@@ -1422,9 +1426,52 @@ def _release_free_memory() -> None:
         pass
 
 
-def _retrieve(task: asyncio.Future) -> None:
-    if not task.cancelled():
-        task.exception()
+class _RoundWriter:
+    """The store's writer thread: runs `work` once per `go()` and hands the outcome (None or
+    the exception) to `done` on the loop. A bare lock wakes it. `run_in_executor` on a
+    ThreadPoolExecutor cost about 90 µs of CPU per round on the gateway's core (a task, two
+    futures, a queue, their callbacks): at 30 callbacks a round, 3 µs a callback."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work = work
+        self._go = threading.Lock()
+        self._go.acquire()  # held until go() (or stop()) lets the thread through once
+        self._pending: tuple[asyncio.AbstractEventLoop, Callable[[BaseException | None], None]] | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        self._thread.start()
+
+    def go(self, loop: asyncio.AbstractEventLoop, done: Callable[[BaseException | None], None]) -> None:
+        """Run one round. Only once the previous round's `done` has been called."""
+        self._pending = (loop, done)
+        self._go.release()
+
+    def _run(self) -> None:
+        while True:
+            self._go.acquire()
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                error: BaseException | None = None
+                try:
+                    self._work()
+                except BaseException as exc:
+                    error = exc
+                loop, done = pending
+                try:
+                    loop.call_soon_threadsafe(done, error)
+                except RuntimeError:  # the loop is closed: nobody waits for this round
+                    pass
+            if self._stopping:
+                return
+
+    def stop(self) -> None:
+        """Let the thread finish the round under way (if any) and end."""
+        self._stopping = True
+        try:
+            self._go.release()
+        except RuntimeError:  # already let through: it will see _stopping after that round
+            pass
+        self._thread.join()
 
 
 class _Existing:
