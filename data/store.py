@@ -134,6 +134,13 @@ FULL_EVERY = 8
 previous one. On a 1M-record history a full one is 37 MB and cost 100-140 ms of CPU per
 rotation on the gateway's core; a delta is what one segment changed (about 2 MB)."""
 
+ROUND_PASSES = 3
+"""Loop passes between a group commit being asked for and it taking its records. A pass
+(call_soon) lets the handlers already scheduled add theirs; a request read meanwhile needs
+two more. Interleaved A/B, 16 pairs each: taking them at once made rounds smaller and
+fsyncs more frequent (12 % fewer requests a second than 1 pass); 3 passes gave 2 % more
+than 1, 7 no more than 3. Idle, a pass takes microseconds."""
+
 FLUSH_SOON = 0.05
 """How soon a held callback is on disk without anyone waiting for it: soon enough that a
 crash while it is held keeps it, late enough that a crowd arriving at once shares a few
@@ -420,6 +427,7 @@ class HistoryStore:
         self._writer: _RoundWriter | None = None
         self._round_upto = -1
         """Records the round under way covers; -1: no round under way."""
+        self._passes_left = 0
         self._flush_wanted = False
         self._soon: asyncio.TimerHandle | None = None
         self._waiters: list[tuple[int, asyncio.Future]] = []
@@ -973,13 +981,17 @@ class HistoryStore:
         if self._round_upto >= 0:
             self._flush_wanted = True  # after the round under way
             return
-        # The round takes its records a loop pass later: the handlers already scheduled
-        # add theirs first and share this round (taken at once, rounds were smaller and
-        # fsyncs more frequent: 12 % fewer requests a second).
+        # The round takes its records ROUND_PASSES loop passes later: the handlers already
+        # scheduled, and those of requests read meanwhile, add theirs first and share it.
         self._round_upto = 0
+        self._passes_left = ROUND_PASSES - 1
         asyncio.get_running_loop().call_soon(self._begin_round)
 
     def _begin_round(self) -> None:
+        if self._passes_left > 0:
+            self._passes_left -= 1
+            asyncio.get_running_loop().call_soon(self._begin_round)
+            return
         if self._closed_flag or self._broken is not None:
             self._round_done(None)
             return
