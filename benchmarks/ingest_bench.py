@@ -175,8 +175,9 @@ def main() -> int:
         print(f"{server.name:32} {r['rps']:8.0f} {r['p50']:7.2f} {r['p99']:7.2f} {r['p99max']:9.2f} {r['non2xx']:8.0f}")
     pairs = sorted(o["rps"] / b["rps"] for b, o in zip(bare.slices, ours.slices) if b["rps"])
     ratio = results[ours.name]["rps"] / results[bare.name]["rps"] if results[bare.name]["rps"] else 0.0
-    by_slice = " ".join(f"{r['rps']:.0f}" for r in bare.slices)
-    print(f"bare req/s by slice: {by_slice}")
+    for server, label in ((bare, "bare"), (ours, "switchboard")):
+        by_slice = " ".join(f"{r['rps']:.0f}" for r in server.slices)
+        print(f"{label} req/s by slice: {by_slice}")
     print(f"switchboard / bare by pair: lowest {pairs[0]:.0%}, median {statistics.median(pairs):.0%}, "
           f"highest {pairs[-1]:.0%}")
     print(f"switchboard / bare = {ratio:.0%} (all requests over all slices; target >= 70%)")
