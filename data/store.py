@@ -569,14 +569,20 @@ class HistoryStore:
                 if catalog is None:
                     chain = []
                     break
-                chain.append(catalog)
                 header = catalog["header"]
-                if header.get("kind", "full") == "full":
-                    break
-                k = header.get("base", -1)
-                if k not in present or k in bad or k >= chain[-1]["header"]["segment"]:
+                if header.get("segment") != k:  # a sidecar under another's name
+                    self.notices.append(f"sidecar {_idx_name(k)} belongs to another segment; rebuilding")
+                    bad.add(k)
                     chain = []
                     break
+                chain.append(catalog)
+                if header.get("kind", "full") == "full":
+                    break
+                base = header.get("base", -1)
+                if base not in present or base in bad or base >= k:
+                    chain = []
+                    break
+                k = base
             if not chain:
                 continue
             if not self._catalog_matches(chain[0], end, closed):
@@ -587,7 +593,7 @@ class HistoryStore:
                 self._apply_catalog(chain[-1])
                 for delta in reversed(chain[:-1]):
                     self._apply_delta(delta)
-            except _CatalogDamaged as exc:
+            except (_CatalogDamaged, KeyError, TypeError, ValueError, IndexError) as exc:
                 self.notices.append(f"sidecar chain ending at {_idx_name(end)} is inconsistent ({exc}); rebuilding")
                 bad.add(end)
                 continue

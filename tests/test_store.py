@@ -719,3 +719,50 @@ def test_after_a_sidecar_failed_in_a_burst_of_rotations_open_still_rebuilds_the_
     reopened = index_state(store)
     store.close()
     assert reopened == live == reopened_from_scratch(data_dir)
+
+
+def _rewrite_sidecar(path, header: dict, sections: dict[str, bytes]) -> None:
+    """A sidecar in the store's format with the given header: every checksum valid."""
+    import struct
+    import zlib
+
+    header = {**header, "sections": [[name, len(data), zlib.crc32(data)] for name, data in sections.items()]}
+    head = json.dumps(header).encode()
+    path.write_bytes(store_module.IDX_MAGIC + struct.pack("<QI", len(head), zlib.crc32(head)) + head
+                     + b"".join(sections.values()))
+
+
+@pytest.mark.parametrize("damage", ["missing", "copied", "relabelled"])
+def test_a_missing_or_misplaced_delta_is_not_applied(data_dir, damage):
+    """A chain with a link missing, a delta copied over another (it names its own
+    segment), or a checksum-valid delta that does not start where the one before it ends:
+    the chain before it is used, the segments after that replayed, the state the same."""
+    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
+    mixed_history(store, 145)
+    live = index_state(store)
+    store.close()
+    newest = max(int(p.name[4:10]) for p in data_dir.glob("seg-*.idx"))
+    assert [sidecar_kind(data_dir, n) for n in (newest - 2, newest - 1, newest)] == ["delta"] * 3
+    target = data_dir / f"seg-{newest - 1:06d}.idx"
+    if damage == "missing":
+        target.unlink()
+        expected = None
+    elif damage == "copied":
+        target.write_bytes((data_dir / f"seg-{newest:06d}.idx").read_bytes())
+        expected = f"{target.name} belongs to another segment"
+    else:
+        older = store_module._read_catalog(data_dir / f"seg-{newest - 2:06d}.idx")
+        _rewrite_sidecar(target, {**older["header"], "segment": newest - 1, "base": newest - 2},
+                         older["sections"])
+        expected = "is inconsistent"
+    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
+    if expected is None:
+        assert store.notices == []
+    else:
+        assert any(expected in n for n in store.notices), store.notices
+    reopened = index_state(store)
+    store.close()
+    assert reopened == live
+    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)  # rebuilt: no notice
+    assert store.notices == [] and index_state(store) == live
+    store.close()
