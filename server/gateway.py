@@ -332,7 +332,7 @@ async def _continue(request: web.BaseRequest) -> None:
 
 class Gateway:
     """The gateway's request handler: routes by path, counts, and answers held requests
-    at shutdown. Serve it with `GatewayRunner` (server/runner.py) or `gateway_runner()`."""
+    at shutdown. Served by `GatewayRunner` (server/runner.py)."""
 
     def __init__(self, config: GatewayConfig, broker: Broker, store: HistoryStore) -> None:
         self.config = config
@@ -402,6 +402,7 @@ class Gateway:
 
 
 def method_path(request: web.BaseRequest) -> str:
-    """`METHOD /path` for a one-line reason, the path cut to 80 characters."""
-    path = request.raw_path
+    """`METHOD /path` for a one-line reason: the path without its query string (it may
+    carry an api_key, which is never shown), cut to 80 characters."""
+    path = request.raw_path.partition("?")[0]
     return f"{request.method} {path[:80]}{'…' if len(path) > 80 else ''}"
