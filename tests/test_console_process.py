@@ -36,6 +36,8 @@ class Console:
             [sys.executable, "run.py", "--data-dir", str(data_dir), "--port", str(port),
              "--fallback", "Back soon", "--reply-timeout", "60"],
             cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+            # set, not inherited: under `nohup` the suite ignores SIGHUP (and so would this)
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
         )
         os.close(slave)
         self._master = master

@@ -38,14 +38,16 @@ class Headless:
     """`python run.py --headless` in a subprocess; stdout/stderr go to files (never a pipe
     nobody drains: headless writes a line per callback)."""
 
-    def __init__(self, tmp_path: Path, data_dir: Path, name: str = "headless") -> None:
+    def __init__(self, tmp_path: Path, data_dir: Path, name: str = "headless", sighup=signal.SIG_DFL) -> None:
         self.out_path = tmp_path / f"{name}.out"
         self.err_path = tmp_path / f"{name}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             # --port 0: the OS picks a free port and headless prints the real URL (no race).
+            # SIGHUP's disposition is set, not inherited: under `nohup` the suite itself
+            # ignores it, and the program keeps an ignored SIGHUP ignored.
             self.proc = subprocess.Popen(
                 [sys.executable, "run.py", "--headless", "--port", "0", "--data-dir", str(data_dir)],
-                cwd=ROOT, stdout=out, stderr=err,
+                cwd=ROOT, stdout=out, stderr=err, preexec_fn=lambda: signal.signal(signal.SIGHUP, sighup),
             )
         self.url = ""
 
@@ -199,6 +201,23 @@ async def test_headless_stops_cleanly_on_signal_with_requests_in_flight(tmp_path
     assert code == 0, stderr
     missing = set(acked) - exported_message_ids(out)
     assert not missing, f"{len(missing)} acknowledged callbacks missing after {sig.name}"
+
+
+async def test_under_nohup_a_hangup_is_ignored_as_asked(tmp_path):
+    """SIGHUP ignored when the program starts (nohup) stays ignored: it keeps serving."""
+    headless = Headless(tmp_path, tmp_path / "history", sighup=signal.SIG_IGN)
+    try:
+        url = await headless.wait_url()
+        headless.proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert headless.proc.poll() is None, headless.stderr
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.get(url.rstrip("/") + "/healthz") as response:
+                assert response.status == 200
+        headless.proc.send_signal(signal.SIGTERM)
+        assert await headless.wait_exit(5) == 0
+    finally:
+        headless.kill()
 
 
 # ------------------------------------------------------------------------- export while running
