@@ -204,7 +204,6 @@ def part_startup(history: Path, runs: int) -> list[Row]:
         return f"{statistics.median(values):.2f} s median, worst {max(values):.2f} s (" + \
             ", ".join(f"{v:.2f}" for v in values) + ")"
 
-    worst = max(r["ready"] for r in results)
     rss = max(r["rss_settled"] for r in results)
     rss_peak = max(r["hwm"] for r in results)
     return [
@@ -669,7 +668,6 @@ async def part_flood(rate: float, duration: float) -> list[Row]:
     rate_ok = bool(stats) and stats.get("errors", 1) == 0 and abs(stats["rate"] - rate) / rate < 0.05
     worst_held = max(held_s)
     worst_key = max(keys) if keys else float("inf")
-    p99 = pct(flood_lag, 99)
     rows += [
         row(f"3 flood: delivery_report sender, target {rate:g}/s for {duration:g} s",
             f"achieved {stats.get('rate', 0):.0f}/s ({stats.get('ok', 0):,} ok, {stats.get('errors', '?')} errors; "

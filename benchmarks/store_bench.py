@@ -57,7 +57,7 @@ def main() -> None:
     times = []
     for p in phones:
         t = time.perf_counter()
-        entries = store.thread(p)
+        store.thread(p)
         times.append(time.perf_counter() - t)
     rows.append(("thread(phone) max / median", f"{max(times) * 1000:.1f} / {sorted(times)[len(times) // 2] * 1000:.1f} ms"
                  f" ({len(store.thread(busiest[0]))} entries on the busiest)"))
