@@ -402,22 +402,10 @@ class HistoryStore:
         self.full_every = max(1, int(full_every))
         self.notices: list[str] = []
         self._lock_fd = lock_fd
-        # indexes
-        self._seq_loc = array("q", [-1])
-        self._resp_loc = array("q", [-1])
-        self._cb_seqs = array("q")
-        self._phone_locs: dict[str, array] = {}
+        self._reset_indexes()  # the indexes, and which segments are closed
         self._thread_adds = 0
         """Entries added to any phone's thread so far (a sidecar reuses the previous one's
         thread sections while this has not moved)."""
-        self._contacts: dict[str, ContactState] = {}
-        self._msg_state: dict[str, int] = {}
-        self._sub_created: set[int] = set()
-        self._counts = [0, 0, 0]
-        self._next_seq = 1
-        # segments
-        self._closed: list[int] = []
-        self._sizes: dict[int, int] = {}
         self._mem: dict[int, _MemSegment] = {}
         self._live: _MemSegment | None = None
         self._read_fds: dict[int, int] = {}
@@ -618,17 +606,18 @@ class HistoryStore:
         return None
 
     def _reset_indexes(self) -> None:
-        self._closed = []
-        self._sizes = {}
+        """Empty indexes: a new store, or a sidecar chain that could not be applied."""
         self._seq_loc = array("q", [-1])
         self._resp_loc = array("q", [-1])
         self._cb_seqs = array("q")
-        self._phone_locs = {}
-        self._contacts = {}
-        self._msg_state = {}
-        self._sub_created = set()
+        self._phone_locs: dict[str, array] = {}
+        self._contacts: dict[str, ContactState] = {}
+        self._msg_state: dict[str, int] = {}
+        self._sub_created: set[int] = set()
         self._counts = [0, 0, 0]
         self._next_seq = 1
+        self._closed: list[int] = []
+        self._sizes: dict[int, int] = {}
 
     def _mark(self, contacts: dict[str, ContactState] | None = None) -> None:
         """The indexes as they are now are what the newest sidecar holds: the next delta
@@ -1153,30 +1142,22 @@ class HistoryStore:
         thread.start()
 
     def _apply_catalog(self, catalog: dict) -> None:
-        h = catalog["header"]
+        """Replace the indexes with a full sidecar's."""
         s = catalog["sections"]
         self._closed = []
-        self._sizes = {int(n): v for n, v in h["sizes"].items()}
-        self._next_seq = h["next_seq"]
-        self._counts = list(h["counts"])
         self._seq_loc = _arr(s["seq_loc"])
         self._resp_loc = _arr(s["resp_loc"])
         self._cb_seqs = _arr(s["cb_seqs"])
-        names = json.loads(s["phone_names"])
-        counts = _arr(s["phone_counts"])
-        locs = _arr(s["phone_locs"])
-        phone_locs: dict[str, array] = {}
-        pos = 0
-        for name, count in zip(names, counts):
-            phone_locs[name] = locs[pos : pos + count]
-            pos += count
-        self._phone_locs = phone_locs
-        self._contacts = {
-            r[0]: ContactState(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
-            for r in json.loads(s["contacts"])
-        }
-        mids = json.loads(s["mids"])
-        self._msg_state = dict(zip(mids, array("b", s["mid_states"])))
+        self._phone_locs = dict(_thread_parts(s))
+        self._contacts = {c.phone: c for c in _contacts_in(s)}
+        self._msg_state = dict(_mid_states_in(s))
+        self._apply_header(catalog["header"])
+
+    def _apply_header(self, h: dict) -> None:
+        """What every sidecar's header holds whole (full or delta)."""
+        self._sizes = {int(n): v for n, v in h["sizes"].items()}
+        self._next_seq = h["next_seq"]
+        self._counts = list(h["counts"])
         self._sub_created = set(h.get("sub_created", ()))
 
     def _apply_delta(self, catalog: dict) -> None:
@@ -1196,24 +1177,15 @@ class HistoryStore:
         self._resp_loc.extend(resp_loc)
         self._cb_seqs.extend(_arr(s["cb_seqs"]))
         phone_locs = self._phone_locs
-        locs = _arr(s["phone_locs"])
-        pos = 0
-        for name, count in zip(json.loads(s["phone_names"]), _arr(s["phone_counts"])):
-            part = locs[pos : pos + count]
-            pos += count
+        for name, part in _thread_parts(s):
             mine = phone_locs.get(name)
             if mine is None:
                 phone_locs[name] = part
             else:
                 mine.extend(part)
-        contacts = self._contacts
-        for r in json.loads(s["contacts"]):
-            contacts[r[0]] = ContactState(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
-        self._msg_state.update(zip(json.loads(s["mids"]), array("b", s["mid_states"])))
-        self._sizes = {int(n): v for n, v in h["sizes"].items()}
-        self._next_seq = next_seq
-        self._counts = list(h["counts"])
-        self._sub_created = set(h.get("sub_created", ()))
+        self._contacts.update((c.phone, c) for c in _contacts_in(s))
+        self._msg_state.update(_mid_states_in(s))
+        self._apply_header(h)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -1766,6 +1738,19 @@ def _full_sections(snap: dict, cache: _CatalogCache) -> dict[str, bytes]:
     else:
         contacts_json = _contact_rows(snap["contacts"].values())
         cache.contacts, cache.contacts_json = snap["contacts"], contacts_json
+    return _sections(snap, threads, contacts_json)
+
+
+def _delta_sections(snap: dict) -> dict[str, bytes]:
+    threads = _thread_sections(snap["phones"], snap["segment"] << LOC_SHIFT, snap["boundary"])
+    before = snap["prev_contacts"]
+    changed = [c for phone, c in snap["contacts"].items() if before.get(phone) is not c]
+    return _sections(snap, threads, _contact_rows(changed))
+
+
+def _sections(snap: dict, threads: tuple[bytes, bytes, bytes], contacts_json: bytes) -> dict[str, bytes]:
+    """A sidecar's sections, in order (full and delta alike; `_thread_parts`,
+    `_contacts_in` and `_mid_states_in` read them back)."""
     msg_state = snap["msg_state"]
     return {
         "seq_loc": snap["seq_loc"],
@@ -1780,22 +1765,23 @@ def _full_sections(snap: dict, cache: _CatalogCache) -> dict[str, bytes]:
     }
 
 
-def _delta_sections(snap: dict) -> dict[str, bytes]:
-    threads = _thread_sections(snap["phones"], snap["segment"] << LOC_SHIFT, snap["boundary"])
-    before = snap["prev_contacts"]
-    changed = [c for phone, c in snap["contacts"].items() if before.get(phone) is not c]
-    msg_state = snap["msg_state"]
-    return {
-        "seq_loc": snap["seq_loc"],
-        "resp_loc": snap["resp_loc"],
-        "cb_seqs": snap["cb_seqs"],
-        "phone_names": threads[0],
-        "phone_counts": threads[1],
-        "phone_locs": threads[2],
-        "contacts": _contact_rows(changed),
-        "mids": _json_list(list(msg_state.keys())),
-        "mid_states": array("b", msg_state.values()).tobytes(),
-    }
+def _thread_parts(s: Mapping[str, bytes]) -> Iterator[tuple[str, array]]:
+    """(phone, its thread locations) from a sidecar's three thread sections."""
+    locs = _arr(s["phone_locs"])
+    pos = 0
+    for name, count in zip(json.loads(s["phone_names"]), _arr(s["phone_counts"])):
+        yield name, locs[pos : pos + count]
+        pos += count
+
+
+def _contacts_in(s: Mapping[str, bytes]) -> Iterator[ContactState]:
+    """The contacts of a sidecar (rows as `_contact_rows` writes them)."""
+    for r in json.loads(s["contacts"]):
+        yield ContactState(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _mid_states_in(s: Mapping[str, bytes]) -> Iterator[tuple[str, int]]:
+    return zip(json.loads(s["mids"]), array("b", s["mid_states"]))
 
 
 def _write_catalog(data_dir: Path, snap: dict, cache: _CatalogCache | None = None) -> None:
