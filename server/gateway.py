@@ -90,7 +90,7 @@ class CallbackEndpoint:
         self.store = store
         self.stats = stats
 
-    def _reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
+    def reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
         """Count it, tell the console (RequestRejected), answer `status` with a one-line reason."""
         self.stats.rejected += 1
         if status == 403:
@@ -107,10 +107,8 @@ class CallbackEndpoint:
             peer = request.remote or ""
             try:
                 body = await _read_body(request, config.max_body)
-            except FormError as exc:
-                return _closing(self._reject(peer, 400, str(exc)))
-            if body is None:
-                return _closing(self._reject(peer, 413, f"body larger than {config.max_body} bytes"))
+            except BodyRefused as exc:
+                return _closing(self.reject(peer, exc.status, exc.reason))
             try:
                 fields, notes = read_fields(
                     # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
@@ -121,18 +119,18 @@ class CallbackEndpoint:
                 )
                 callback = parse_callback(fields)
             except (FormError, ContractError) as exc:
-                return self._reject(peer, 400, str(exc))
+                return self.reject(peer, 400, str(exc))
 
             app_name = config.app_name(callback.api_key)
             if app_name is None:
                 what = "missing" if callback.api_key is None else "not accepted"
-                return self._reject(peer, 403, f"api_key {what}: this gateway serves other apps")
+                return self.reject(peer, 403, f"api_key {what}: this gateway serves other apps")
 
             # Record before any cancellable await: from here on, the callback is ours.
             try:
                 record = store.add_callback(_record(callback, notes, peer, app_name))
             except StoreError as exc:
-                return self._reject(peer, 503, f"history store unavailable: {exc}")
+                return self.reject(peer, 503, f"history store unavailable: {exc}")
             self.stats.received += 1
             if record.held:
                 return await self._hold(record)
@@ -143,7 +141,7 @@ class CallbackEndpoint:
                 if waiter is not None:
                     await waiter
             except StoreError as exc:
-                return self._reject(peer, 503, f"history store unavailable: {exc}")
+                return self.reject(peer, 503, f"history store unavailable: {exc}")
             return _wire(_EMPTY_OK)
         except (web.HTTPException, asyncio.CancelledError):
             raise
@@ -242,32 +240,46 @@ class CallbackEndpoint:
             if waiter is not None:
                 await waiter
         except StoreError as exc:
-            return self._reject(record.peer, 503, f"history store unavailable: {exc}",
+            return self.reject(record.peer, 503, f"history store unavailable: {exc}",
                                 record.seq if record.held else 0)
         return _wire(encoded)
 
 
-async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
-    """The body, or None when it is larger than `limit` bytes (the app's client_max_size
-    is `limit`, so aiohttp stops reading as soon as it is exceeded)."""
+class BodyRefused(Exception):
+    """The body was not (wholly) read: answer `status` with the one-line `reason`."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
+    """The body; BodyRefused (413) when it is larger than `limit` bytes (each request's
+    client_max_size is `limit`, so aiohttp stops reading as soon as it is exceeded), 417
+    for an `Expect` other than 100-continue, 400 for a body that does not decode."""
+    too_large = BodyRefused(413, f"body larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        return None
+        raise too_large
     try:
         content = request.content
         if content.is_eof():
             # The whole body is already buffered (the usual small callback): take it as is,
             # without read()'s loop and copies. Decompression may have grown it: check again.
             body = content.read_nowait()
-            return body if len(body) <= limit else None
-        await _continue(request)
-        return await request.read()
+        else:
+            await _continue(request)
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return None
+        raise too_large from None
     except web.RequestPayloadError as exc:
         # A Content-Encoding that does not decode, a malformed chunked body: the client's
         # fault, a 400 (not a 503 through never_500). aiohttp's text spans two lines.
         cause = getattr(exc.__cause__, "message", None) or str(exc)
-        raise FormError(f"request body could not be read: {' '.join(str(cause).split())}") from None
+        raise BodyRefused(400, f"request body could not be read: {' '.join(str(cause).split())}") from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 def _closing(response: web.Response) -> web.Response:
@@ -326,7 +338,7 @@ async def _continue(request: web.BaseRequest) -> None:
     if expect is None or request.version != HttpVersion11:
         return
     if expect.lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text=f"unknown Expect: {expect[:60]!r}\n")
+        raise BodyRefused(417, f"unknown Expect: {expect[:60]!r}")
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
@@ -362,7 +374,7 @@ class Gateway:
         """A wrong path or method: the console hears of it too (an SL pointed at the wrong
         URL is the first thing to spot). The path is the peer's text: cut and neutralised
         where it is shown, here only cut."""
-        response = self._endpoint._reject(request.remote or "", status, f"{reason} ({method_path(request)})")
+        response = self._endpoint.reject(request.remote or "", status, f"{reason} ({method_path(request)})")
         if allow:
             response.headers["Allow"] = allow
         return response

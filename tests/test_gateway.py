@@ -251,7 +251,10 @@ async def test_expect_100_continue_is_answered_before_the_body(gateway_server, s
 
 
 async def test_an_unknown_expectation_is_417(gateway_server, store):
-    server = await gateway_server(GatewayConfig(), Broker(), store)
+    broker = Broker()
+    heard: list[RequestRejected] = []
+    broker.subscribe(lambda event: heard.append(event) if isinstance(event, RequestRejected) else None)
+    server = await gateway_server(GatewayConfig(), broker, store)
     head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             b"Expect: teapot\r\nContent-Length: 10\r\n\r\n")
     reader, writer, first = await _raw_exchange(server.port, head)
@@ -261,3 +264,6 @@ async def test_an_unknown_expectation_is_417(gateway_server, store):
     assert await asyncio.wait_for(reader.readexactly(length), 3) == b"unknown Expect: 'teapot'\n"
     writer.close()
     assert store.recent_callbacks() == []
+    # refused like every other request the gateway turns away: counted, and the console hears
+    assert [(event.status, event.reason) for event in heard] == [(417, "unknown Expect: 'teapot'")]
+    assert server.gateway.stats.rejected == 1
