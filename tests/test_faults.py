@@ -73,6 +73,11 @@ class Headless:
             await asyncio.sleep(0.02)
         return self.proc.returncode
 
+    async def stop(self, timeout: float = 5) -> int:
+        """SIGTERM, as a service manager stops it; its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return await self.wait_exit(timeout)
+
     @property
     def stderr(self) -> str:
         return self.err_path.read_text(errors="replace")
@@ -162,8 +167,7 @@ async def test_sigkill_during_ingest_loses_no_acknowledged_callback(tmp_path):
         async with aiohttp.ClientSession() as session:
             async with session.post(url, data=_report("after-restart")) as response:
                 assert response.status == 200
-        second.proc.send_signal(signal.SIGTERM)
-        assert await second.wait_exit(5) == 0, second.stderr
+        assert await second.stop() == 0, second.stderr
     finally:
         second.kill()
     assert "Traceback" not in second.stderr
@@ -214,8 +218,7 @@ async def test_under_nohup_a_hangup_is_ignored_as_asked(tmp_path):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             async with session.get(url.rstrip("/") + "/healthz") as response:
                 assert response.status == 200
-        headless.proc.send_signal(signal.SIGTERM)
-        assert await headless.wait_exit(5) == 0
+        assert await headless.stop() == 0
     finally:
         headless.kill()
 
@@ -237,8 +240,7 @@ async def test_export_while_headless_runs_reads_what_is_on_disk(tmp_path):
         assert code == 0, stderr
         assert "in use by a running Switchboard" in stderr and "exported 200 records" in stderr
         assert {f"live{n}" for n in range(200)} <= exported_message_ids(out)  # every 200 is there
-        headless.proc.send_signal(signal.SIGTERM)
-        assert await headless.wait_exit(10) == 0  # the export took nothing from it
+        assert await headless.stop(10) == 0  # the export took nothing from it
     finally:
         headless.kill()
 
@@ -424,8 +426,7 @@ async def test_data_dir_in_use_by_another_switchboard_is_refused(tmp_path):
             done = _run_cli(args)
             _assert_clean_refusal(done)
             assert "in use" in done.stderr
-        first.proc.send_signal(signal.SIGTERM)
-        assert await first.wait_exit(5) == 0
+        assert await first.stop() == 0
     finally:
         first.kill()
 
@@ -452,8 +453,7 @@ async def test_corrupt_segment_is_moved_aside_and_headless_starts(tmp_path):
         async with aiohttp.ClientSession() as session:
             async with session.post(url, data=_report("new-1")) as response:
                 assert response.status == 200
-        headless.proc.send_signal(signal.SIGTERM)
-        assert await headless.wait_exit(5) == 0
+        assert await headless.stop() == 0
     finally:
         headless.kill()
     aside = [p for p in data_dir.iterdir() if p.name.startswith("seg-000001.jsonl.corrupt")]
