@@ -13,6 +13,9 @@ we need is done here: the body size limit (`client_max_size` on each request),
 Order of work in the handler matters: the body is read, then the callback is recorded
 before any other await (so a client that hangs up cannot make us lose it), then it is
 published, and the response is written only after the history is on disk.
+
+Answers to callbacks go out as ready-made bytes (server/prebuilt.py) on keep-alive HTTP/1.1
+connections, through `web.Response` otherwise; rejections always through `web.Response`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from .contract import (
     parse_callback,
 )
 from .forms import FormError, read_fields
+from .prebuilt import AnswerBytes, PrebuiltResponse, prebuilt_ok
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ class CallbackEndpoint:
         self.broker = broker
         self.store = store
         self.stats = stats
+        self.answers = AnswerBytes()
 
     def reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
         """Count it, tell the console (RequestRejected), answer `status` with a one-line reason."""
@@ -98,7 +103,7 @@ class CallbackEndpoint:
         self.broker.publish(RequestRejected(status, reason, peer, seq))
         return web.Response(status=status, text=reason + "\n")
 
-    async def handle(self, request: web.BaseRequest) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse | PrebuiltResponse:
         # never_500's guard, written inline: a wrapper coroutine would add a frame that
         # every suspended callback passes through twice (suspend, resume).
         try:
@@ -133,7 +138,7 @@ class CallbackEndpoint:
                 return self.reject(peer, 503, f"history store unavailable: {exc}")
             self.stats.received += 1
             if record.held:
-                return await self._hold(record)
+                return await self._hold(request, record)
             self.broker.publish(CallbackReceived(record))
             # _durable, written inline for the same reason as the guard
             try:
@@ -142,13 +147,15 @@ class CallbackEndpoint:
                     await waiter
             except StoreError as exc:
                 return self.reject(peer, 503, f"history store unavailable: {exc}")
+            if prebuilt_ok(request):
+                return PrebuiltResponse(self.answers.empty_ok())
             return _wire(_EMPTY_OK)
         except (web.HTTPException, asyncio.CancelledError):
             raise
         except Exception as exc:
             return _unexpected(request, exc)
 
-    async def _hold(self, record: CallbackRecord) -> web.Response:
+    async def _hold(self, request: web.BaseRequest, record: CallbackRecord) -> web.StreamResponse | PrebuiltResponse:
         config = self.config
         broker = self.broker
         stats = self.stats
@@ -163,7 +170,7 @@ class CallbackEndpoint:
                 answered_by="fallback",
                 outcome="overflow",
             )
-            return await self._respond(record, resolution, started)
+            return await self._respond(request, record, resolution, started)
 
         # On disk now rather than once answered: a crash while it is held must not lose it.
         self.store.flush_soon()
@@ -204,9 +211,11 @@ class CallbackEndpoint:
                 log.exception("could not record caller_gone for #%s", record.seq)
             broker.close(record.seq, "caller_gone", gone)
             raise
-        return await self._respond(record, resolution, started)
+        return await self._respond(request, record, resolution, started)
 
-    async def _respond(self, record: CallbackRecord, resolution: Resolution, started: float) -> web.Response:
+    async def _respond(
+        self, request: web.BaseRequest, record: CallbackRecord, resolution: Resolution, started: float,
+    ) -> web.StreamResponse | PrebuiltResponse:
         store = self.store
         encoded = encode_response(record.type, resolution.decision)
         response = ResponseRecord(
@@ -230,9 +239,11 @@ class CallbackEndpoint:
         except StoreError:
             log.exception("could not record the response for #%s", record.seq)
         self.broker.close(record.seq, resolution.outcome, response)
-        return await self._durable(record, encoded)
+        return await self._durable(request, record, encoded)
 
-    async def _durable(self, record: CallbackRecord, encoded: EncodedResponse) -> web.Response:
+    async def _durable(
+        self, request: web.BaseRequest, record: CallbackRecord, encoded: EncodedResponse,
+    ) -> web.StreamResponse | PrebuiltResponse:
         """Answer only once what we stored is on disk; else a 503 that the console hears of
         (an operator's answer that did not go out must not look sent)."""
         try:
@@ -242,6 +253,8 @@ class CallbackEndpoint:
         except StoreError as exc:
             return self.reject(record.peer, 503, f"history store unavailable: {exc}",
                                 record.seq if record.held else 0)
+        if prebuilt_ok(request):
+            return PrebuiltResponse(self.answers.answer(encoded.status, encoded.content_type, encoded.body))
         return _wire(encoded)
 
 
@@ -290,6 +303,8 @@ def _closing(response: web.Response) -> web.Response:
 
 
 def _wire(encoded: EncodedResponse) -> web.Response:
+    """The answer through aiohttp, for requests that may not get ready-made bytes
+    (HTTP/1.0, `Connection: close`: server/prebuilt.py)."""
     # A ready Content-Type header: cheaper than aiohttp's content_type= and charset= arguments
     return web.Response(
         status=encoded.status,
@@ -355,7 +370,7 @@ class Gateway:
         self._health = never_500(self._handle_health)
         self._path = config.path
 
-    def __call__(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+    def __call__(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse | PrebuiltResponse]:
         # A plain function returning the route's coroutine: no frame of its own for the
         # held callbacks to suspend through.
         path = request.path
