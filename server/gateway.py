@@ -271,28 +271,31 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The body; BodyRefused (413) when it is larger than `limit` bytes (each request's
     client_max_size is `limit`, so aiohttp stops reading as soon as it is exceeded), 417
     for an `Expect` other than 100-continue, 400 for a body that does not decode."""
-    too_large = BodyRefused(413, f"body larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
     try:
         content = request.content
         if content.is_eof():
             # The whole body is already buffered (the usual small callback): take it as is,
-            # without read()'s loop and copies. Decompression may have grown it: check again.
+            # without read()'s loop and copies. Decompression may have grown it: checked below.
             body = content.read_nowait()
         else:
+            if request.content_length is not None and request.content_length > limit:
+                raise _too_large(limit)  # before asking for it (100-continue)
             await _continue(request)
             body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     except web.RequestPayloadError as exc:
         # A Content-Encoding that does not decode, a malformed chunked body: the client's
         # fault, a 400 (not a 503 through never_500). aiohttp's text spans two lines.
         cause = getattr(exc.__cause__, "message", None) or str(exc)
         raise BodyRefused(400, f"request body could not be read: {' '.join(str(cause).split())}") from None
     if len(body) > limit:
-        raise too_large
+        raise _too_large(limit)
     return body
+
+
+def _too_large(limit: int) -> BodyRefused:
+    return BodyRefused(413, f"body larger than {limit} bytes")
 
 
 def _closing(response: web.Response) -> web.Response:
