@@ -52,15 +52,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(port: int, path: str = "/healthz", timeout: float = 30) -> None:
+def wait_ready(server: "Server", timeout: float = 30) -> None:
+    """Until the server accepts connections; exits with its last error line if it died."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if server.proc.poll() is not None:
+            err = server.proc.stderr.read().decode(errors="replace").strip() if server.proc.stderr else ""
+            last = err.splitlines()[-1] if err else f"exit code {server.proc.returncode}"
+            raise SystemExit(f"ingest_bench: {server.name} exited at start: {last}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"server on port {port} did not start")
+    raise SystemExit(f"ingest_bench: {server.name} on port {server.port} did not start in {timeout:.0f} s")
 
 
 SERVER_CPUS: set[int] | None = None
@@ -157,7 +162,7 @@ def main() -> int:
                   ours_port)
     try:
         for server in (bare, ours):
-            wait_ready(server.port)
+            wait_ready(server)
             run_wrk(server.port, 2, args.connections, script)  # warm-up
         for i in range(max(1, args.pairs)):
             for server in ((bare, ours) if i % 2 == 0 else (ours, bare)):
