@@ -18,8 +18,10 @@ SL case). HTTP/1.0, `Connection: close` and anything else unusual are answered b
 
 `PrebuiltResponse` is what aiohttp's request handler expects of a response (it awaits
 `prepare(request)`, then `write_eof()`, then reads `keep_alive`). It writes through the
-request's public `writer`, so aiohttp's flow control (drain when the client reads slowly)
-and its disconnect handling apply as before. Only the answers of the callback handler
+request's public `writer` and then drains it, as `web.Response` does: while a client does
+not read its answers, the handler waits, aiohttp stops reading that connection, and the
+client meets TCP backpressure (tests/test_prebuilt.py has such a client). Disconnects are
+handled by aiohttp as before. Only the answers of the callback handler
 (`CallbackEndpoint`) are built here.
 """
 
@@ -51,6 +53,10 @@ class PrebuiltResponse:
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
         writer = request.writer
         await writer.write(self.data)
+        # As web.Response's write_eof does: wait while the client does not read (the
+        # transport paused writing). write() alone drains only past 64 KiB per response, so
+        # a pipelining client that never reads would have its answers pile up in memory.
+        await writer.drain()
         return writer
 
     async def write_eof(self, data: bytes = b"") -> None:
