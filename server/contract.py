@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Mapping
+
+from .dates import parse_sl_date
 
 
 class CallbackType(StrEnum):
@@ -99,78 +99,6 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
-_DATE_FORMATS = (
-    "%m-%d-%Y %I:%M:%S %p",
-    "%m-%d-%Y %I:%M:%S %p %Z",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y",
-    "%m-%d-%Y",
-    "%A, %B %d, %Y",
-    "%B %d, %Y",
-    "%Y/%m/%d %H:%M:%S",
-)
-_PARTIAL_FORMATS = ("%H:%M", "%H:%M:%S", "%b %d", "%B %d", "%m/%d")
-_TZ_ABBREVIATIONS = {"UTC": 0, "GMT": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
-                     "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
-
-
-def parse_sent_at(raw: str, *, now: datetime | None = None) -> str | None:
-    """Parse the SL's "very liberal" dates into an ISO 8601 string, or None.
-
-    Without a zone the time is taken as UTC, as the docs do for `on`. Partial dates
-    (`16:30`, `Aug 31`, `7/31`) take the missing parts from `now`.
-    """
-    text = " ".join(raw.split())
-    if not text:
-        return None
-    now = now or datetime.now(timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(text)
-        return _as_utc(parsed).isoformat()
-    except ValueError:
-        pass
-    try:
-        return _as_utc(parsedate_to_datetime(text)).isoformat()
-    except (TypeError, ValueError, IndexError):
-        pass
-    offset_hours = 0
-    head, _, last = text.rpartition(" ")
-    if head and last.upper() in _TZ_ABBREVIATIONS:
-        offset_hours = _TZ_ABBREVIATIONS[last.upper()]
-        text = head
-    for fmt in _DATE_FORMATS:
-        try:
-            parsed = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return _with_offset(parsed, offset_hours).isoformat()
-    for fmt in _PARTIAL_FORMATS:
-        try:
-            parsed = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        if fmt.startswith("%H"):
-            parsed = parsed.replace(year=now.year, month=now.month, day=now.day)
-        else:
-            parsed = parsed.replace(year=now.year)
-        return _with_offset(parsed, offset_hours).isoformat()
-    return None
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def _with_offset(value: datetime, offset_hours: int) -> datetime:
-    from datetime import timedelta
-
-    zone = timezone(timedelta(hours=offset_hours))
-    return value.replace(tzinfo=zone).astimezone(timezone.utc)
-
-
 def normalise_phone(raw: str) -> str:
     """The key a phone's history is filed under: its digits, or the stripped text if it has none."""
     digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
@@ -224,7 +152,7 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
         parsed["body"] = fields.get("body", "")
         raw_sent = fields.get("sent_at", "")
         parsed["sent_at_raw"] = raw_sent
-        parsed["sent_at"] = parse_sent_at(raw_sent) if raw_sent else None
+        parsed["sent_at"] = parse_sl_date(raw_sent) if raw_sent else None
         if raw_sent and parsed["sent_at"] is None:
             warnings.append(f"sent_at {raw_sent!r} is not a date the contract describes")
         parsed["carrier_id"] = fields.get("carrier_id", "")

@@ -17,9 +17,9 @@ from server.contract import (
     fallback_decision,
     parse_bool,
     parse_callback,
-    parse_sent_at,
     parse_tags,
 )
+from server.dates import parse_sl_date
 
 KEY = {"api_key": "k1"}
 
@@ -136,12 +136,12 @@ def test_phone_numbers_split_and_bad_numbers_warn():
      "Wednesday, January 10, 2001", "Tue, 09 Feb 2007 12:30:44 +0000"],
 )
 def test_documented_dates_parse(raw):
-    assert parse_sent_at(raw) is not None
+    assert parse_sl_date(raw) is not None
 
 
 def test_dates_keep_zone_and_raw():
-    assert parse_sent_at("2007-09-02T12:30:44-0500") == "2007-09-02T17:30:44+00:00"
-    assert parse_sent_at("02-09-2007 12:30:44 PM EST") == "2007-02-09T17:30:44+00:00"
+    assert parse_sl_date("2007-09-02T12:30:44-0500") == "2007-09-02T17:30:44+00:00"
+    assert parse_sl_date("02-09-2007 12:30:44 PM EST") == "2007-02-09T17:30:44+00:00"
     callback = parse_callback({"type": "incoming_message", **KEY, "phone_number": "5551234567", "body": "x", "sent_at": "yesterday-ish"})
     assert callback.parsed["sent_at"] is None and callback.parsed["sent_at_raw"] == "yesterday-ish"
     assert any("sent_at" in w for w in callback.warnings)

@@ -174,7 +174,7 @@ async def test_scheduled_messages_can_be_canceled(api):
 async def test_lenient_schedule_dates_are_accepted(api):
     _, client = await api()
     for on in ("16:30", "Aug 31", "7/31", "2/9/2007", "2007-09-02T12:30:44-0500", "Wednesday, January 10, 2001",
-               "02-09-2007 12:30:44 PM EST"):
+               "02-09-2007 12:30:44 PM EST", "10/12/2008 12:55AM —0500", "Tuesday 9 1:15PM"):
         status, text = await call(client, "send_message", phone_number=PHONE, body="hi", on=on)
         assert status == 200, (on, text)
 
@@ -182,9 +182,9 @@ async def test_lenient_schedule_dates_are_accepted(api):
 async def test_an_unreadable_schedule_is_kept_as_given(api, aiohttp_server):
     gateway = TinyGateway()
     sl, client = await api(await serve(aiohttp_server, gateway))
-    status, text = await call(client, "send_message", phone_number=PHONE, body="hi", on="Tuesday 9 1:15PM")
+    status, text = await call(client, "send_message", phone_number=PHONE, body="hi", on="when pigs fly")
     message_id = int(json.loads(text)["message_ids"])
-    assert status == 200 and sl.messages[message_id].scheduled == "Tuesday 9 1:15PM"
+    assert status == 200 and sl.messages[message_id].scheduled == "when pigs fly"
     await asyncio.sleep(0.1)
     assert not sl.messages[message_id].sent and sl.phone(PHONE).received == []
     assert gateway.received == []
@@ -192,10 +192,11 @@ async def test_an_unreadable_schedule_is_kept_as_given(api, aiohttp_server):
     assert json.loads(text) == {"canceled_count": 1}
 
 
-async def test_a_schedule_in_the_past_goes_out_at_once(api, aiohttp_server):
+@pytest.mark.parametrize("on", ["2/9/2007", "10/12/2008 12:55AM —0500"])  # the second: messaging.md's own
+async def test_a_schedule_in_the_past_goes_out_at_once(api, aiohttp_server, on):
     gateway = TinyGateway()
     sl, client = await api(await serve(aiohttp_server, gateway))
-    _, text = await call(client, "send_message", phone_number=PHONE, body="late", on="2/9/2007")
+    _, text = await call(client, "send_message", phone_number=PHONE, body="late", on=on)
     message_id = json.loads(text)["message_ids"]
     await gateway.wait_for(lambda: any(f["message_id"] == message_id and f["final"] == "1"
                                        for f in gateway.of_type("delivery_report")))

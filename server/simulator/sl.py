@@ -23,7 +23,8 @@ from typing import Callable, Coroutine
 
 import aiohttp
 
-from ..contract import CallbackType, parse_sent_at
+from ..contract import CallbackType
+from ..dates import parse_sl_date
 from ..segments import count_segments, is_gsm7
 from .judge import Verdict, judge_response
 from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
@@ -416,11 +417,12 @@ class SimulatedSL:
             ids.append(message.message_id)
         while len(self.messages) > MAX_MESSAGES:
             self.messages.popitem(last=False)
-        # A schedule the SL cannot read ("Tuesday 9 1:15PM") is kept as given: the
-        # message stays scheduled (pending, cancelable) and is never sent.
+        # A schedule is read as liberally as the SL reads dates (server/dates.py: a time
+        # already past today is tomorrow, a weekday the next one). One it cannot read is
+        # kept as given: the message stays scheduled (pending, cancelable), never sent.
         delay, at = 0.0, "now"
         if on:
-            at = parse_sent_at(on)
+            at = parse_sl_date(on, future=True)
             if at is not None:
                 delay = max(0.0, datetime.fromisoformat(at).timestamp() - time.time())
         if not on:

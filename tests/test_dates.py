@@ -1,0 +1,76 @@
+"""server/dates.py: the SL's "very liberal" dates, on a fixed clock (Friday 2026-11-27
+10:00 UTC), for `sent_at` (the latest such day) and for schedules (`future=True`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from server.dates import parse_sl_date
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)  # a Friday
+
+
+def iso(raw: str, future: bool = False) -> str | None:
+    return parse_sl_date(raw, now=NOW, future=future)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    # NOTES.md
+    ("16:30", "2026-11-27T16:30:00+00:00"),
+    ("Aug 31", "2026-08-31T00:00:00+00:00"),
+    ("7/31", "2026-07-31T00:00:00+00:00"),
+    ("2/9/2007", "2007-02-09T00:00:00+00:00"),
+    ("2007-02-09", "2007-02-09T00:00:00+00:00"),
+    ("02-09-2007 12:30:44 AM", "2007-02-09T00:30:44+00:00"),
+    ("2007-09-02T00:30:44Z", "2007-09-02T00:30:44+00:00"),
+    ("2007-09-02T12:30:44-0500", "2007-09-02T17:30:44+00:00"),
+    ("Wednesday, January 10, 2001", "2001-01-10T00:00:00+00:00"),
+    # messaging.md, `on`: the strict form (with its typographic dash) and the relaxed one
+    ("10/12/2008 12:55AM —0500", "2008-10-12T05:55:00+00:00"),
+    ("Tuesday 9 1:15PM", "2026-06-09T13:15:00+00:00"),  # the latest Tuesday the 9th
+    # around them
+    ("02-09-2007 12:30:44 PM EST", "2007-02-09T17:30:44+00:00"),
+    ("Tue, 09 Feb 2007 12:30:44 +0000", "2007-02-09T12:30:44+00:00"),
+    ("10/12/2008 12:55 am -05:00", "2008-10-12T05:55:00+00:00"),
+    ("12/24/26 6pm", "2026-12-24T18:00:00+00:00"),
+    ("2007/02/09 12:30:44", "2007-02-09T12:30:44+00:00"),
+    ("9th May 2027", "2027-05-09T00:00:00+00:00"),
+    ("Tue 1:15 p.m.", "2026-11-24T13:15:00+00:00"),
+    ("  Friday   9:00  ", "2026-11-27T09:00:00+00:00"),
+])
+def test_documented_and_neighbouring_spellings(raw, expected):
+    assert iso(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("16:30", "2026-11-27T16:30:00+00:00"),  # later today
+    ("9am", "2026-11-28T09:00:00+00:00"),  # passed today: tomorrow
+    ("Aug 31", "2027-08-31T00:00:00+00:00"),  # passed this year: next year
+    ("7/31", "2027-07-31T00:00:00+00:00"),
+    ("Tuesday 1:15PM", "2026-12-01T13:15:00+00:00"),  # the next Tuesday
+    ("Friday 9:00", "2026-12-04T09:00:00+00:00"),  # today is Friday, 9:00 has passed
+    ("Friday 11:00", "2026-11-27T11:00:00+00:00"),  # ... 11:00 has not
+    ("Tuesday 9 1:15PM", "2027-02-09T13:15:00+00:00"),  # the next Tuesday the 9th
+    ("2/9/2007", "2007-02-09T00:00:00+00:00"),  # a full date stays where it is
+    ("10/12/2008 12:55AM —0500", "2008-10-12T05:55:00+00:00"),
+])
+def test_a_schedule_means_the_next_such_time(raw, expected):
+    assert iso(raw, future=True) == expected
+
+
+def test_weekday_and_day_agree():
+    for future in (False, True):
+        day = date.fromisoformat(iso("Tuesday 9 1:15PM", future)[:10])
+        assert (day.weekday(), day.day) == (1, 9)
+
+
+@pytest.mark.parametrize("raw", [
+    "", "   ", "yesterday-ish", "when the cows come home", "9", "25:00", "13:61", "0:00AM",
+    "13pm", "2026/13/01", "2/30/2026", "31/12/2026", "Funday 1:15PM", "Tuesday 32 1:15PM",
+    "May", "2026", "1:15PM 1:15PM", "10/12/2008 12:55AM -0500 EST", "x" * 200,
+    "\x1b[2J 10:00", "10:00\u202e",
+])
+def test_what_is_not_a_date_is_none(raw):
+    assert iso(raw) is None and iso(raw, future=True) is None
