@@ -52,6 +52,13 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 def parse_sl_date(raw: str, *, now: datetime | None = None, future: bool = False) -> str | None:
     """`raw` as an ISO 8601 string in UTC, or None when it is not a date (module docstring)."""
+    try:
+        return _parse(raw, now, future)
+    except (ValueError, OverflowError):  # an offset of 29 hours, year 1 moved west, year 10000
+        return None
+
+
+def _parse(raw: str, now: datetime | None, future: bool) -> str | None:
     text = " ".join(raw.translate(_DASHES).split())
     if not text or len(text) > 80:
         return None

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.dates import parse_sl_date
 
@@ -71,6 +73,24 @@ def test_weekday_and_day_agree():
     "13pm", "2026/13/01", "2/30/2026", "31/12/2026", "Funday 1:15PM", "Tuesday 32 1:15PM",
     "May", "2026", "1:15PM 1:15PM", "10/12/2008 12:55AM -0500 EST", "x" * 200,
     "\x1b[2J 10:00", "10:00\u202e",
+    # out of range once the zone is applied (found by a random search: ValueError, OverflowError)
+    "10:00 -2959", "1/1/0001 12:00AM +0500", "0001-01-01T00:00+05:00", "12/31/9999 11pm -0500",
 ])
 def test_what_is_not_a_date_is_none(raw):
     assert iso(raw) is None and iso(raw, future=True) is None
+
+
+_PIECES = st.sampled_from([
+    "Tuesday", "tue", "May", "Aug", "9", "31", "2007", "26", "12:55", "1:15", "12:30:44", "AM",
+    "pm", "a.m.", "—0500", "-05:00", "+0000", "-2959", "EST", "/", "-", ",", ".", " ", "T", "Z", "th",
+    "0001", "9999", "12/31/9999",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.lists(_PIECES, max_size=8).map("".join)), st.booleans())
+def test_any_text_is_a_utc_instant_or_none(raw, future):
+    """Whatever the peer sends: no exception, and either None or an ISO 8601 instant in UTC."""
+    out = parse_sl_date(raw, now=NOW, future=future)
+    if out is not None:
+        assert datetime.fromisoformat(out).utcoffset() == timedelta(0)
