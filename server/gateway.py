@@ -41,6 +41,7 @@ from .broker import (
 from .config import GatewayConfig
 from .contract import (
     Callback,
+    EMPTY_RESPONSE,
     ContractError,
     EncodedResponse,
     encode_response,
@@ -79,9 +80,6 @@ class GatewayStats:
             "forbidden": self.forbidden,
         }
 
-
-_EMPTY_OK = EncodedResponse("", "text/plain")
-"""The answer to every callback that expects none (a 200 with an empty body)."""
 
 
 class CallbackEndpoint:
@@ -147,13 +145,18 @@ class CallbackEndpoint:
                     await waiter
             except StoreError as exc:
                 return self.reject(peer, 503, f"history store unavailable: {exc}")
-            if prebuilt_ok(request):
-                return PrebuiltResponse(self.answers.empty_ok())
-            return _wire(_EMPTY_OK)
+            return self._answer(request, EMPTY_RESPONSE)
         except (web.HTTPException, asyncio.CancelledError):
             raise
         except Exception as exc:
             return _unexpected(request, exc)
+
+    def _answer(self, request: web.BaseRequest, encoded: EncodedResponse) -> web.StreamResponse | PrebuiltResponse:
+        """The one way an answer to a callback goes out: ready-made bytes on keep-alive
+        HTTP/1.1, aiohttp's `web.Response` otherwise (server/prebuilt.py)."""
+        if prebuilt_ok(request):
+            return PrebuiltResponse(self.answers(encoded))
+        return _wire(encoded)
 
     async def _hold(self, request: web.BaseRequest, record: CallbackRecord) -> web.StreamResponse | PrebuiltResponse:
         config = self.config
@@ -253,9 +256,7 @@ class CallbackEndpoint:
         except StoreError as exc:
             return self.reject(record.peer, 503, f"history store unavailable: {exc}",
                                 record.seq if record.held else 0)
-        if prebuilt_ok(request):
-            return PrebuiltResponse(self.answers.answer(encoded.status, encoded.content_type, encoded.body))
-        return _wire(encoded)
+        return self._answer(request, encoded)
 
 
 class BodyRefused(Exception):

@@ -9,12 +9,13 @@ an interleaved A/B on the 2-core bench machine measured 65.6 µs of CPU per
 
 An answer is a status line and four headers, always the same ones:
 `Content-Type`, `Content-Length`, `Date` and `Server` (aiohttp's own `Server` value, so
-what a client sees does not change). The empty 200, the answer to every callback that
-expects none, is built once per second (when its `Date` changes) and reused.
+what a client sees does not change). An answer sent again within a second, such as the
+empty 200 of every callback that expects none, is built once (`AnswerBytes`).
 
 Only a request that keeps its connection open over HTTP/1.1 gets these bytes (the usual
 SL case). HTTP/1.0, `Connection: close` and anything else unusual are answered by
-`web.Response`, which knows the rules for closing and `Keep-Alive` (`wire` decides).
+`web.Response`, which knows the rules for closing and `Keep-Alive` (`prebuilt_ok`
+decides, in the gateway's one answer path).
 
 `PrebuiltResponse` is what aiohttp's request handler expects of a response (it awaits
 `prepare(request)`, then `write_eof()`, then reads `keep_alive`). It writes through the
@@ -35,6 +36,8 @@ from http import HTTPStatus
 from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE
+
+from .contract import EncodedResponse
 
 _SERVER = SERVER_SOFTWARE.encode("ascii")
 
@@ -75,32 +78,31 @@ def head(status: int, content_type: str, length: int, date: bytes) -> bytes:
 
 
 class AnswerBytes:
-    """Builds answers, with the `Date` header and the empty 200 kept for the current second."""
+    """Answers as bytes. The `Date` header changes once a second, and so does what is kept:
+    an answer sent again within the second (the empty 200 of every delivery report, the
+    fallback of a burst that times out) is built once. At most `KEEP` answers are kept."""
+
+    KEEP = 64
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._second = -1
         self._date = b""
-        self._empty_ok = b""
+        self._kept: dict[EncodedResponse, bytes] = {}
 
-    def _refresh(self, now: int) -> None:
-        self._second = now
-        self._date = formatdate(now, usegmt=True).encode("ascii")
-        self._empty_ok = head(200, "text/plain", 0, self._date)
-
-    def empty_ok(self) -> bytes:
-        """`200`, `text/plain`, no body: the answer to every callback that expects none."""
+    def __call__(self, encoded: EncodedResponse) -> bytes:
         now = int(self._clock())
         if now != self._second:
-            self._refresh(now)
-        return self._empty_ok
-
-    def answer(self, status: int, content_type: str, body: str) -> bytes:
-        now = int(self._clock())
-        if now != self._second:
-            self._refresh(now)
-        data = body.encode("utf-8")
-        return head(status, content_type, len(data), self._date) + data
+            self._second = now
+            self._date = formatdate(now, usegmt=True).encode("ascii")
+            self._kept = {}
+        data = self._kept.get(encoded)
+        if data is None:
+            body = encoded.body.encode("utf-8")
+            data = head(encoded.status, encoded.content_type, len(body), self._date) + body
+            if len(self._kept) < self.KEEP:
+                self._kept[encoded] = data
+        return data
 
 
 def prebuilt_ok(request: web.BaseRequest) -> bool:

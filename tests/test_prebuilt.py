@@ -16,7 +16,7 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from server.broker import Broker
 from server.config import GatewayConfig
-from server.contract import Decision
+from server.contract import EMPTY_RESPONSE, Decision, EncodedResponse
 from server.prebuilt import AnswerBytes, head
 
 from .conftest import INCOMING
@@ -148,19 +148,27 @@ async def test_a_client_that_never_reads_meets_backpressure_not_a_growing_buffer
     assert 0 < processed < 2_000, f"{processed} callbacks taken from a client that reads nothing"
 
 
-def test_the_empty_ok_is_built_once_a_second_and_dated():
+def test_an_answer_is_built_once_a_second_and_dated():
     now = [0.2]
     answers = AnswerBytes(clock=lambda: now[0])
-    first = answers.empty_ok()
+    first = answers(EMPTY_RESPONSE)
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n")
     assert b"\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n" in first
     now[0] = 0.9
-    assert answers.empty_ok() is first  # the same second: the same bytes, not rebuilt
+    assert answers(EMPTY_RESPONSE) is first  # the same second: the same bytes, not rebuilt
+    assert answers(EncodedResponse("", "text/plain")) is first  # an equal answer is the same answer
     now[0] = 1.0
-    assert b"\r\nDate: Thu, 01 Jan 1970 00:00:01 GMT\r\n" in answers.empty_ok()
-    reply = answers.answer(200, "text/plain", "é")
+    assert b"\r\nDate: Thu, 01 Jan 1970 00:00:01 GMT\r\n" in answers(EMPTY_RESPONSE)
+    reply = answers(EncodedResponse("é", "text/plain"))
     assert reply.endswith(b"Content-Length: 2\r\nDate: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
                           b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n\r\n\xc3\xa9")
+
+
+def test_what_is_kept_for_a_second_is_bounded():
+    answers = AnswerBytes(clock=lambda: 5.0)
+    for n in range(AnswerBytes.KEEP + 10):  # operator replies: each one different
+        assert answers(EncodedResponse(f"reply {n}", "text/plain")).endswith(f"reply {n}".encode())
+    assert len(answers._kept) == AnswerBytes.KEEP
 
 
 def test_a_line_break_in_a_content_type_is_refused():
