@@ -125,46 +125,44 @@ def _clock(match: re.Match[str]) -> tuple[int, int, int] | None:
 def _day(text: str, today: date, future: bool) -> tuple[date, str] | None:
     """The date part and which part came from `today` ('day', 'year' or ''): '' is today;
     `m/d[/y]`, `y-m-d`; words (`Wednesday, January 10, 2001`, `Aug 31`, `9th May`) and
-    weekdays (`Tuesday`, `Tuesday 9`: the nearest Tuesday the 9th)."""
+    weekdays (`Tuesday`, `Tuesday 9`: the nearest Tuesday the 9th). A date that does not
+    exist (February 30) raises ValueError, which `parse_sl_date` answers with None."""
     if not text:
         return today, "day"
-    try:
-        if (match := _NUMERIC.fullmatch(text)) is not None:
-            a, b, c = match["a"], match["b"], match["c"]
-            if len(a) == 4:  # 2007/02/09
-                return (date(int(a), int(b), int(c)), "") if c and len(c) <= 2 else None
-            if c is None:
-                return date(today.year, int(a), int(b)), "year"
-            return date(int(c) + (2000 if len(c) <= 2 else 0), int(a), int(b)), ""
-        if _WORDY.fullmatch(text) is None:
-            return None
-        weekday = month = day = year = None
-        previous = ""
-        for token in _TOKEN.findall(text):
-            if token.isdigit():
-                if len(token) == 4 and year is None:
-                    year = int(token)
-                elif len(token) <= 2 and day is None:
-                    day = int(token)
-                else:
-                    return None
-            elif previous.isdigit() and token.lower() in ("st", "nd", "rd", "th"):
-                pass
-            elif (number := _named(token, _MONTHS)) is not None and month is None:
-                month = number + 1
-            elif (number := _named(token, _WEEKDAYS)) is not None and weekday is None:
-                weekday = number
+    if (match := _NUMERIC.fullmatch(text)) is not None:
+        a, b, c = match["a"], match["b"], match["c"]
+        if len(a) == 4:  # 2007/02/09
+            return (date(int(a), int(b), int(c)), "") if c and len(c) <= 2 else None
+        if c is None:
+            return date(today.year, int(a), int(b)), "year"
+        return date(int(c) + (2000 if len(c) <= 2 else 0), int(a), int(b)), ""
+    if _WORDY.fullmatch(text) is None:
+        return None
+    weekday = month = day = year = None
+    previous = ""
+    for token in _TOKEN.findall(text):
+        if token.isdigit():
+            if len(token) == 4 and year is None:
+                year = int(token)
+            elif len(token) <= 2 and day is None:
+                day = int(token)
             else:
                 return None
-            previous = token
-        if month is not None and day is not None:
-            return date(year if year is not None else today.year, month, day), "" if year else "year"
-        if weekday is not None and month is None and year is None:
-            found = _weekday(weekday, day, today, future)
-            return (found, "day") if found is not None else None
-        return None
-    except ValueError:  # February 30 and the like
-        return None
+        elif previous.isdigit() and token.lower() in ("st", "nd", "rd", "th"):
+            pass
+        elif (number := _named(token, _MONTHS)) is not None and month is None:
+            month = number + 1
+        elif (number := _named(token, _WEEKDAYS)) is not None and weekday is None:
+            weekday = number
+        else:
+            return None
+        previous = token
+    if month is not None and day is not None:
+        return date(year if year is not None else today.year, month, day), "" if year else "year"
+    if weekday is not None and month is None and year is None:
+        found = _weekday(weekday, day, today, future)
+        return (found, "day") if found is not None else None
+    return None
 
 
 def _named(word: str, names: tuple[str, ...]) -> int | None:
