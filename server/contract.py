@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Mapping
 
 from .dates import parse_sl_date
+from data.phones import normalise_phone
 
 
 class CallbackType(StrEnum):
@@ -97,12 +98,6 @@ def parse_bool(value: str) -> bool | None:
     if word in FALSE_WORDS:
         return False
     return None
-
-
-def normalise_phone(raw: str) -> str:
-    """The key a phone's history is filed under: its digits, or the stripped text if it has none."""
-    digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
-    return digits or raw.strip()
 
 
 def _phone_warning(name: str, raw: str) -> str | None:

@@ -31,7 +31,7 @@ from server.broker import (
     RequestRejected,
 )
 from server.config import Config
-from server.contract import normalise_phone
+from data.phones import normalise_phone
 from server.quit_signals import QuitSignals
 from server.runner import GatewayServer
 
