@@ -4,13 +4,21 @@ Callbacks carry `sent_at` and `send_message` takes `on` in many spellings (contr
 NOTES.md and messaging.md): `16:30`, `Aug 31`, `7/31`, `2/9/2007`, `2007-02-09`,
 `02-09-2007 12:30:44 AM`, `2007-09-02T00:30:44Z`, `2007-09-02T12:30:44-0500`,
 `Wednesday, January 10, 2001`, the strict `10/12/2008 12:55AM —0500` and the relaxed
-`Tuesday 9 1:15PM`. `parse_sl_date` gives an ISO 8601 string in UTC, or None.
+`Tuesday 9 1:15PM`. Client apps of this SL and their tests also send epoch seconds
+(`1373614147`) and Ruby's `Time#to_s` (`Fri Jul 12 14:29:07 +0700 2013`, the year after
+the zone; `... UTC 2013`, and C's `ctime` without a zone, read alike). `parse_sl_date`
+gives an ISO 8601 string in UTC, or None.
 
 Rules (decided here; the contract gives examples, not a grammar):
 - Numeric dates are month first (`2/9/2007` is February 9), as in the SL's examples.
 - A time without a zone is UTC, as the docs say for `on`. A zone is a numeric offset after
   a space (`-0500`, `+05:30`, any dash: `—0500`) or a US abbreviation (`EST`, `PDT`, ...).
 - A date without a time is midnight.
+- A text of digits only is epoch seconds when it has 9 or 10 digits (an optional
+  fraction after a dot): 1973-03-03 to 2286-11-20, the range any SL's clock is in. Eight
+  digits are ISO 8601's basic date (`20070209`). Fewer are not a date: `2007` is a year,
+  `9` a day, neither an instant, and `1630` is not read as a clock (`16:30` is). Longer
+  runs (milliseconds, a phone number in the wrong field) are not a date either.
 - Missing parts come from `now`. `16:30` is today, `Aug 31` is this year. A weekday
   (`Tuesday 1:15PM`) is the nearest Tuesday, and `Tuesday 9` is the nearest Tuesday the
   9th. For a schedule (`future=True`) "nearest" means the next one at or after `now`, and
@@ -18,8 +26,8 @@ Rules (decided here; the contract gives examples, not a grammar):
   latest one on or before today. A time-only `sent_at` is today even when it is a few
   seconds ahead (clocks differ).
 
-The text is split into date, time and zone by three patterns, and the date part is read
-by a few more. It never tries every combination of formats: a held callback's `sent_at`
+The text is split into date, time and zone by a few patterns (a year written last is
+moved before the time first), and the date part is read by a few more. It never tries every combination of formats: a held callback's `sent_at`
 is read on the gateway's path, and an unreadable one must cost little.
 """
 
@@ -40,6 +48,12 @@ _ZONE = re.compile(
 _TIME = re.compile(
     r"(?:^|(?<=\s))(?P<h>\d{1,2})(?::(?P<m>\d{2})(?::(?P<s>\d{2}))?)?\s*(?P<ampm>[ap])\.?(?:m\.?)?$|"
     r"(?:^|(?<=\s))(?P<h24>\d{1,2}):(?P<m24>\d{2})(?::(?P<s24>\d{2}))?$",
+    re.IGNORECASE,
+)
+_EPOCH = re.compile(r"\d{9,10}(?:\.\d{1,9})?")
+_YEAR_LAST = re.compile(  # Ruby's Time#to_s and C's ctime put the year last, after time and zone
+    r"(?P<date>.*[A-Za-z].*?)\s+(?P<time>\d{1,2}:\d{2}(?::\d{2})?"
+    r"(?:\s+(?:[+-]\d{2}:?\d{2}|" + "|".join(ZONE_HOURS) + r"))?)\s+(?P<year>\d{4})",
     re.IGNORECASE,
 )
 _NUMERIC = re.compile(r"(?P<a>\d{1,4})[/-](?P<b>\d{1,2})(?:[/-](?P<c>\d{1,4}))?")
@@ -63,10 +77,14 @@ def _parse(raw: str, now: datetime | None, future: bool) -> str | None:
     if not text or len(text) > 80:
         return None
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if _EPOCH.fullmatch(text) is not None:
+        return datetime.fromtimestamp(float(text), timezone.utc).isoformat()
     try:
         return _as_utc(datetime.fromisoformat(text)).isoformat()
     except ValueError:
         pass
+    if (match := _YEAR_LAST.fullmatch(text)) is not None:  # `Fri Jul 12 2013 14:29:07 +0700`
+        text = f"{match['date']} {match['year']} {match['time']}"
     if "," in text and text[:3].isalpha():  # RFC 2822: `Tue, 09 Feb 2007 12:30:44 +0000`
         try:
             return _as_utc(parsedate_to_datetime(text)).isoformat()

@@ -62,6 +62,38 @@ def test_a_schedule_means_the_next_such_time(raw, expected):
     assert iso(raw, future=True) == expected
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    # what public client apps of this SL and their tests send (NOTES.md)
+    ("1373614147", "2013-07-12T07:29:07+00:00"),  # epoch seconds
+    ("Fri Jul 12 14:29:07 +0700 2013", "2013-07-12T07:29:07+00:00"),  # Ruby's Time#to_s
+    # their neighbours: a UTC Time#to_s, C's ctime (no zone: UTC), a fraction, the range's ends
+    ("Fri Jul 12 07:29:07 UTC 2013", "2013-07-12T07:29:07+00:00"),
+    ("Fri Jul  2 14:29:07 2013", "2013-07-02T14:29:07+00:00"),
+    ("Sat Nov 28 09:15:00 -0500 2026", "2026-11-28T14:15:00+00:00"),
+    ("1373614147.25", "2013-07-12T07:29:07.250000+00:00"),
+    ("100000000", "1973-03-03T09:46:40+00:00"),
+    ("9999999999", "2286-11-20T17:46:39+00:00"),
+    ("20070209", "2007-02-09T00:00:00+00:00"),  # eight digits: ISO 8601's basic date
+])
+def test_epoch_seconds_and_ruby_time_to_s(raw, expected):
+    assert iso(raw) == expected
+    assert iso(raw, future=True) == expected  # a full instant: nothing is taken from now
+
+
+@pytest.mark.parametrize("raw", [
+    "2007", "9", "31", "1630", "0930", "12345678",  # a year, a day, no colon: not an instant
+    "1373614147000", "15557000801", "-1373614147", "1373614147.",  # ms, a phone, signs
+    "Fri Jul 12 14:29:07 ICT 2013",  # a zone abbreviation the rules do not know
+    "Fri Jul 12 14:29:07 +0700 13",  # Time#to_s always writes four digits
+])
+def test_digit_strings_that_are_not_epoch_seconds(raw):
+    assert iso(raw) is None and iso(raw, future=True) is None
+
+
+def test_epoch_and_time_to_s_of_one_instant_agree():
+    assert iso("1373614147") == iso("Fri Jul 12 14:29:07 +0700 2013") == iso("2013-07-12T07:29:07Z")
+
+
 def test_weekday_and_day_agree():
     for future in (False, True):
         day = date.fromisoformat(iso("Tuesday 9 1:15PM", future)[:10])
@@ -81,6 +113,7 @@ def test_what_is_not_a_date_is_none(raw):
 
 
 _PIECES = st.sampled_from([
+    "1373614147", "Fri Jul 12 14:29:07", "+0700 2013", "UTC",
     "Tuesday", "tue", "May", "Aug", "9", "31", "2007", "26", "12:55", "1:15", "12:30:44", "AM",
     "pm", "a.m.", "—0500", "-05:00", "+0000", "-2959", "EST", "/", "-", ",", ".", " ", "T", "Z", "th",
     "0001", "9999", "12/31/9999",
