@@ -152,6 +152,9 @@ def parse_callback(fields: Mapping[str, str]) -> Callback:
             warnings.append(f"sent_at {raw_sent!r} is not a date the contract describes")
         parsed["carrier_id"] = fields.get("carrier_id", "")
         parsed["carrier_name"] = fields.get("carrier_name", "")
+        # Undocumented: the thread tag that send_message's `tag` set (one DID per tag),
+        # read by the SL's own client apps. Kept as sent; '' when absent.
+        parsed["tag"] = fields.get("tag", "")
     elif kind == _DELIVERY:
         parsed["message_id"] = fields.get("message_id", "").strip()
         raw_status = fields.get("status")

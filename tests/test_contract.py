@@ -69,6 +69,31 @@ def test_incoming_message_parsed_values():
     assert callback.parsed["carrier_name"] == "Verizon"
 
 
+def test_incoming_message_thread_tag_is_kept_raw():
+    fields = {"type": "incoming_message", **KEY, **WELL_FORMED["incoming_message"]}
+    assert parse_callback(fields).parsed["tag"] == ""  # absent: empty, no warning
+    callback = parse_callback({**fields, "tag": " Spring Promo-2 "})
+    assert callback.parsed["tag"] == " Spring Promo-2 " and callback.warnings == ()
+    assert "tag" not in parse_callback({"type": "subscription_created", **KEY, "phone_number": "5551234567",
+                                        "tag": "x"}).parsed  # only incoming_message carries it
+
+
+@pytest.mark.parametrize("written", ["5557000801", "15557000801", "+1 (555) 700-0801", "+15557000801"])
+@pytest.mark.parametrize("kind", sorted(set(WELL_FORMED) - {"delivery_report", "session_closed"}))
+def test_every_written_form_of_a_phone_is_one_texter(kind, written):
+    callback = parse_callback({"type": kind, **KEY, **WELL_FORMED[kind], "phone_number": written})
+    assert callback.phones == ("5557000801",) and callback.phone == "5557000801"
+    assert callback.parsed["phone_number"] == written  # the raw value is kept
+    assert callback.warnings == ()
+
+
+def test_session_closed_lists_each_texter_once_whatever_the_form():
+    callback = parse_callback({"type": "session_closed", **KEY,
+                               "phone_numbers": "5557000801,+1 (555) 700-0801,15557000801,5551234567"})
+    assert callback.phones == ("5557000801", "5551234567")
+    assert callback.warnings == ()
+
+
 @pytest.mark.parametrize("word", sorted(TRUE_WORDS) + ["TRUE", "Yes", "T", "Y"])
 def test_true_spellings(word):
     assert parse_bool(word) is True
