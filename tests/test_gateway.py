@@ -147,11 +147,24 @@ async def test_json_and_query_string_are_accepted(make_client):
     assert [item.record.parsed["body"] for item in operator.held] == [INCOMING["body"]] * 2
 
 
-async def test_invalid_utf8_is_400_not_500(make_client):
+async def test_a_form_not_in_utf8_naming_no_charset_is_kept_as_windows_1252(make_client, store):
+    """Refusing it would lose the texter's message: it is recorded, with a contract warning."""
+    client, operator = await make_client(Decision(reply="merci"))
+    response = await client.post("/", data=b"type=incoming_message&phone_number=5551234567&body=caf%E9",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 200 and await response.text() == "merci"
+    record = operator.held[0].record
+    assert record.parsed["body"] == "café"
+    assert any("read as Windows-1252" in warning for warning in record.warnings)
+    assert store.recent_callbacks(1)[0].warnings == record.warnings
+
+
+async def test_invalid_utf8_under_a_named_utf8_charset_is_400_not_500(make_client):
     client, _ = await make_client(None)
-    response = await client.post("/", data=b"type=incoming_message&body=%FF", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await client.post("/", data=b"type=incoming_message&body=%FF",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     assert response.status == 400
-    assert "utf-8" in await response.text()
+    assert await response.text() == "urlencoded body is not valid utf-8\n"
 
 
 async def test_healthz_reports_pending_and_totals(make_client):
