@@ -34,14 +34,16 @@ from server.config import Config
 from data.phones import normalise_phone
 from server.quit_signals import QuitSignals
 from server.runner import GatewayServer
+from server.shutdown import quitting
 
 from .clipboard import copy_text
 from .idle_gc import IdleCollector
 from .safe import plain_line
+from .terminal_driver import terminal_driver
 from .screens.help import HelpScreen
 from .screens.search import SearchScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
-from .widgets.composer import Composer
+from .widgets.composer import Composer, item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
 from .widgets.held_queue import HeldQueue
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
+MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
+"""Endings that left the texter without the operator's answer: kept as missed rows."""
 NOTICE_DELAY = 1.0
 """Endings (timed out, caller gone, overflow) are announced at most once per kind per this many
 seconds: one toast per 30 ms batch still mounted ~30 toasts/s during a wave of 10k timeouts,
@@ -87,13 +91,16 @@ class SwitchboardApp(App[None]):
                 tooltip="Send a message to any phone through the SL API"),
         Binding("f9", "close_session", "Close session", id="close_session", show=False,
                 tooltip="Close the selected phone's session through the SL API (close_sessions)"),
+        Binding("escape", "discard", "Discard draft", id="discard",
+                tooltip="Drop the draft of a text that can no longer be answered"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Answer every held request with the fallback, then quit"),
     ]
 
     def __init__(self, config: Config, store: HistoryStore, *, broker: Broker | None = None) -> None:
-        super().__init__()
+        # A terminal that goes away never blocks the way out (tui/terminal_driver.py)
+        super().__init__(driver_class=terminal_driver())
         self._gc = IdleCollector()
         self.config = config
         self.store = store
@@ -109,6 +116,8 @@ class SwitchboardApp(App[None]):
         self._endings: dict[str, list[int]] = {}
         self._endings_timer: Timer | None = None
         self._phones_dirty = False
+        self._browsing = False
+        """The operator opened a conversation (search, phone list): auto-selection waits."""
         self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
 
@@ -264,29 +273,31 @@ class SwitchboardApp(App[None]):
         held = [item for item in held if item.seq not in ended]
         if held:
             queue.add(held)
-        selected_ended = bool(ended) and self._on_ended(ended)
+        if ended:
+            self._on_ended(ended)
         if log_lines:
             self.query_one(EventLog).write_batch(log_lines)
-        self._after_changes(touched, selected_ended=selected_ended)
+        self._after_changes(touched)
 
-    def _on_ended(self, ended: dict[int, ExchangeEnded]) -> bool:
-        """Take ended exchanges off the queue; True when the item being answered was one."""
+    def _on_ended(self, ended: dict[int, ExchangeEnded]) -> None:
+        """Take ended exchanges off the queue. The composer keeps an ended item of its own
+        (with its draft) and says what happened; it never moves on by itself."""
         queue = self.query_one(HeldQueue)
         composer = self.query_one(Composer)
+        now = time.time()
+        mine = composer.item.seq if composer.item is not None else None
         queue.remove(set(ended), missed={
-            seq: event.outcome.replace("_", " ") for seq, event in ended.items()
-            if event.outcome in ("timed_out", "caller_gone")
-        })
+            seq: event.outcome for seq, event in ended.items()
+            if event.outcome in MISSED_OUTCOMES and queue.contains(seq)
+        }, at=now)
         for seq, event in ended.items():
-            composer.forget(seq)
+            composer.item_ended(seq, event.outcome, now)
             self._endings.setdefault(event.outcome, []).append(seq)
+        if mine is not None and mine in ended:
+            queue.select(mine)
+            self.refresh_bindings()  # send and send empty no longer apply
         if self._endings_timer is None:
             self._endings_timer = self.set_timer(NOTICE_DELAY, self._announce_endings, name="endings")
-        current = composer.item
-        if current is not None and current.seq in ended:
-            composer.clear()
-            return True
-        return False
 
     def _announce_endings(self) -> None:
         """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
@@ -305,23 +316,28 @@ class SwitchboardApp(App[None]):
             elif seqs:
                 self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
 
-    def _after_changes(self, touched: set[str], *, selected_ended: bool = False) -> None:
-        composer = self.query_one(Composer)
-        queue = self.query_one(HeldQueue)
-        if (composer.item is None or selected_ended) and len(queue):
-            # The operator is not working on an open item: bring up the oldest one. When the
-            # one being answered just ended, straight on: passing through "nothing to answer"
-            # disabled and re-enabled the inputs and moved the focus.
-            self._select(queue.items[0], focus=not self._focus_is_elsewhere())
-        elif selected_ended:
-            composer.item = None
-        elif self._phone in touched:
+    def _after_changes(self, touched: set[str]) -> None:
+        if not self._auto_select() and self._phone in touched:
             self._show_phone(self._phone)
         if touched:
             # Rebuilt at most once a second (in _tick): a crowd texting at once must not
             # rebuild the list on every 30 ms batch.
             self._phones_dirty = True
         self._update_counts()
+
+    def _auto_select(self) -> bool:
+        """Bring up the next held item when the operator is free for it; True if it did.
+
+        Free means: the composer holds no item (an ended one stays until the operator
+        moves on), no conversation the operator opened is on screen, and no other screen
+        or list has the focus. So nothing the operator reads or types is ever replaced."""
+        queue = self.query_one(HeldQueue)
+        if not len(queue) or self._browsing or self.query_one(Composer).item is not None:
+            return False
+        if self.screen is not self.screen_stack[0] or self._focus_is_elsewhere():
+            return False
+        self._select(queue.items[0])
+        return True
 
     def _focus_is_elsewhere(self) -> bool:
         """True when the operator is busy in a widget that is not the composer or queue."""
@@ -332,6 +348,7 @@ class SwitchboardApp(App[None]):
 
     def _select(self, item: HeldItem, *, focus: bool = True) -> None:
         composer = self.query_one(Composer)
+        self._browsing = False
         self.query_one(HeldQueue).select(item.seq)
         composer.item = item
         self._show_phone(item.record.phones[0] if item.record.phones else "")
@@ -345,7 +362,30 @@ class SwitchboardApp(App[None]):
         entries = self.store.thread(phone, 300) if phone else []
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries)
-        self.query_one(ContactPanel).show(phone, self.store.contact(phone) if phone else None)
+        contact = self.store.contact(phone) if phone else None
+        self.query_one(ContactPanel).show(phone, contact)
+        composer = self.query_one(Composer)
+        composer.viewing = phone
+        answering = item_phone(composer.item)
+        composer.contact = contact if answering == phone else (self.store.contact(answering) if answering else None)
+
+    def open_phone(self, phone: str) -> None:
+        """Show the conversation the operator asked for, and keep it on screen.
+
+        Its oldest held item comes up in the composer unless the composer is in use (then
+        the composer keeps its draft and says it answers another phone). Auto-selection
+        stays off until the operator picks an item (queue, ctrl+n, a send)."""
+        phone = normalise_phone(phone)
+        composer = self.query_one(Composer)
+        queue = self.query_one(HeldQueue)
+        waiting = [item for item in queue.items if item_phone(item) == phone]
+        if not composer.in_use and composer.ending is None and waiting:
+            self._select(waiting[0])
+            return
+        if not composer.in_use and composer.ending is None:
+            composer.item = None
+        self._browsing = True
+        self._show_phone(phone)
 
     def _refresh_phones(self) -> None:
         phones = self.query_one("#phones", OptionList)
@@ -360,20 +400,17 @@ class SwitchboardApp(App[None]):
 
     @on(HeldQueue.Selected)
     def _queue_selected(self, event: HeldQueue.Selected) -> None:
-        if event.missed:
-            # No longer answerable over HTTP: show the conversation, offer a follow-up.
-            self.query_one(Composer).item = None
-            record = event.item.record
-            self._show_phone(record.phones[0] if record.phones else "")
-            self.notify(f"#{record.seq} {event.missed}: the fallback went out. "
-                        "f6 sends a follow-up message; delete removes the row.", timeout=5)
-            return
+        # Moving the cursor over the queue opens each item in the composer; a draft stays
+        # with the item it was typed for (kept per item), so nothing is re-targeted.
         self._select(event.item, focus=event.focus_reply)
+        if event.missed:
+            self.query_one(Composer).item_ended(event.item.seq, event.missed, event.ended_at)
+            self.refresh_bindings()
 
     @on(OptionList.OptionSelected, "#phones")
     def _phone_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
-            self._show_phone(event.option.id[2:])
+            self.open_phone(event.option.id[2:])
 
     # -- answering ---------------------------------------------------------------------
 
@@ -386,13 +423,39 @@ class SwitchboardApp(App[None]):
             self.notify(str(exc), title="Not sent", severity="error")
             return
         composer.forget(event.seq)
-        composer.clear()
-        queue = self.query_one(HeldQueue)
-        queue.remove({event.seq})
-        composer.item = None
-        if len(queue):
-            self._select(queue.items[0])
+        if composer.item is not None and composer.item.seq == event.seq:
+            composer.clear()
+            composer.item = None
+        self.query_one(HeldQueue).remove({event.seq})
+        self._browsing = False
+        self._auto_select()
         self._update_counts()
+
+    @on(Composer.FollowUp)
+    def _follow_up(self, event: Composer.FollowUp) -> None:
+        if self._require_sl() is None:
+            return
+        draft = OutboundDraft(event.phone, event.body, action_expected=True)
+        self.run_worker(self._send_outbound(draft, follow_up=event.seq), group="sl-api", name="follow-up")
+
+    @on(Composer.Discarded)
+    def _discarded(self, event: Composer.Discarded) -> None:
+        self._leave_ended(event.seq)
+
+    def _leave_ended(self, seq: int) -> None:
+        """The ended item `seq` is dealt with: off the queue, and the composer moves on."""
+        composer = self.query_one(Composer)
+        composer.forget(seq)
+        self.query_one(HeldQueue).drop_missed(seq)
+        if composer.item is not None and composer.item.seq == seq:
+            composer.clear()
+            composer.item = None
+            self._browsing = False
+            self._auto_select()
+        self._update_counts()
+
+    def action_discard(self) -> None:
+        self.query_one(Composer).discard()
 
     def action_send(self) -> None:
         self.query_one(Composer).submit()
@@ -425,9 +488,12 @@ class SwitchboardApp(App[None]):
         self._step(-1)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "discard":
+            return True if self.query_one(Composer).ending is not None else None
         if action in ("send", "send_empty", "toggle_close", "focus_reprocess"):
-            item = self.query_one(Composer).item
-            if item is None:
+            composer = self.query_one(Composer)
+            item = composer.item
+            if item is None or (action in ("send", "send_empty") and composer.ending is not None):
                 return None
             if action in ("toggle_close", "focus_reprocess") and item.record.type != "incoming_message":
                 return None  # a subscription is answered with tags only
@@ -445,16 +511,23 @@ class SwitchboardApp(App[None]):
         return self.sl_client
 
     def action_new_message(self) -> None:
+        """f6: the ended item's draft goes out as a new message at once; otherwise a new
+        message to any phone (the conversation on screen by default)."""
+        composer = self.query_one(Composer)
+        if composer.ending is not None and composer.draft.text:
+            composer.follow_up()
+            return
         if self._require_sl() is None:
             return
+        phone = item_phone(composer.item) if composer.ending is not None else self._phone
 
         def sent(draft: OutboundDraft | None) -> None:
             if draft is not None:
                 self.run_worker(self._send_outbound(draft), group="sl-api", name="send_message")
 
-        self.push_screen(NewMessageScreen(self._phone), sent)
+        self.push_screen(NewMessageScreen(phone), sent)
 
-    async def _send_outbound(self, draft: OutboundDraft) -> None:
+    async def _send_outbound(self, draft: OutboundDraft, *, follow_up: int | None = None) -> None:
         client = self.sl_client
         assert client is not None
         result = await client.send_message(draft.phone, draft.body, action_expected=draft.action_expected)
@@ -465,11 +538,15 @@ class SwitchboardApp(App[None]):
         )
         await self.store.sync()
         if record.error:
+            # A follow-up's draft stays in the composer, to try again or copy.
             self.notify(plain_line(record.error, 200), title="send_message failed", severity="error", timeout=8)
         else:
             self.notify(f"Sent to {plain_line(phone, 20)}: ids {', '.join(record.message_ids)}", timeout=4)
-        self._show_phone(phone)
-        self._refresh_phones()
+            if follow_up is not None:
+                self._leave_ended(follow_up)
+        if self._phone == phone or not self._phone:
+            self._show_phone(phone)
+        self._phones_dirty = True
 
     def action_close_session(self) -> None:
         if not self._phone or self._require_sl() is None:
@@ -510,7 +587,7 @@ class SwitchboardApp(App[None]):
     def action_search(self) -> None:
         def chosen(phone: str | None) -> None:
             if phone:
-                self._show_phone(phone)
+                self.open_phone(phone)
 
         self.push_screen(SearchScreen(self.store), chosen)
 
@@ -533,6 +610,7 @@ class SwitchboardApp(App[None]):
             self._phones_dirty = False
             self._refresh_phones()
         self.query_one(HeldQueue).tick()
+        self.query_one(Composer).tick()
         self._update_counts()
 
     def _update_counts(self) -> None:
@@ -564,6 +642,7 @@ class SwitchboardApp(App[None]):
         if self._stopping:
             return
         self._stopping = True
+        quitting("quit")  # from now on the process exits within 3 s (server/shutdown.py)
         self._unsubscribe()
         # Answer the held requests first (the simulator gets the fallback like any SL would),
         # then stop the simulated traffic.

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from data.models import ThreadHit
+from data.phones import phone_query_digits
 from data.store import HistoryStore, SearchProgress
 
 from ..safe import safe_line
@@ -35,6 +36,9 @@ class SearchScreen(ModalScreen[str | None]):
         super().__init__()
         self.store = store
         self._shown = 0
+        self._phones: list[str] = []
+        """The phone of each option, by option index (a message and its answer share a
+        seq, so options carry no ids)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="search"):
@@ -52,10 +56,20 @@ class SearchScreen(ModalScreen[str | None]):
         hits = self.query_one("#hits", OptionList)
         hits.clear_options()
         self._shown = 0
+        self._phones = []
         if not text:
             self.query_one("#search-progress", Static).update("Type something to search for.")
             return
         self.query_one("#search-progress", Static).update("Searching…")
+        phone = phone_query_digits(text)
+        if phone is not None:
+            # A phone in any written form: offer its conversation first, and look for its
+            # key (the digits every record of it is filed under) rather than the typed form.
+            line = Text("open the conversation with ", style="bold", end="")
+            line.append_text(safe_line(phone, "bold cyan", 20))
+            hits.add_option(Option(line))
+            self._phones.append(phone)
+            text = phone
         self._search(text)
 
     @work(thread=True, exclusive=True, group="search", name="history-search")
@@ -70,8 +84,10 @@ class SearchScreen(ModalScreen[str | None]):
         hits = self.query_one("#hits", OptionList)
         room = MAX_SHOWN - self._shown
         if room > 0 and progress.hits:
-            hits.add_options(self._option(hit) for hit in progress.hits[:room])
-            self._shown += min(room, len(progress.hits))
+            shown = progress.hits[:room]
+            hits.add_options(self._option(hit) for hit in shown)
+            self._phones.extend(hit.phone for hit in shown)
+            self._shown += len(shown)
         percent = 100 * progress.scanned / progress.total if progress.total else 100
         state = "done" if progress.done else f"{percent:.0f}% scanned"
         more = f" (showing the newest {MAX_SHOWN})" if self._shown >= MAX_SHOWN else ""
@@ -86,12 +102,12 @@ class SearchScreen(ModalScreen[str | None]):
         line.append_text(safe_line(hit.phone, "bold", 16))
         line.append(f" {hit.kind:<8} ", style="dim")
         line.append_text(safe_line(hit.text, "", 80))
-        return Option(line, id=f"{hit.seq}:{hit.phone}")
+        return Option(line)
 
     @on(OptionList.OptionSelected, "#hits")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id:
-            self.dismiss(event.option.id.split(":", 1)[1])
+        if 0 <= event.option_index < len(self._phones):
+            self.dismiss(self._phones[event.option_index])
 
     def action_focus_hits(self) -> None:
         hits = self.query_one("#hits", OptionList)

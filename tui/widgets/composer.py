@@ -1,9 +1,17 @@
-"""The composer: the operator's answer to one held callback, with a live segment count
-and a preview of the exact HTTP response body that will be sent."""
+"""The composer: the operator's answer to one held callback, with a live countdown, a
+segment count and a preview of the exact HTTP response body that will be sent.
+
+The composer belongs to one held item at a time and never re-targets a draft: when the
+item it answers ends (timed out, caller gone, answered elsewhere), it keeps the draft and
+says what happened, answering is no longer possible, and the draft can go out as a new
+message to the same phone (`FollowUp`) or be discarded.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich.text import Text
 from textual import on
@@ -13,12 +21,26 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Checkbox, Input, Static
 
+from data.models import ContactState
 from server.broker import HeldItem
 from server.contract import CallbackType, Decision, encode_response, parse_tags
 from server.segments import count_segments
 
 from ..safe import plain_line, safe_line
 from .steady import show_text
+
+TYPING_GRACE = 3.0
+"""Seconds after the last keystroke during which the composer counts as in use."""
+CONFIRM_WINDOW = 10.0
+"""Seconds within which a second send confirms a reply to a blacklisted or looping phone."""
+
+_ENDED_WHAT = {
+    "timed_out": "timed out at {at}; the fallback was sent",
+    "caller_gone": "the SL hung up at {at} before an answer; nothing was sent",
+    "overflow": "was answered with the fallback at {at} (over --max-pending)",
+    "shutdown": "was answered with the fallback at {at} (shutting down)",
+    "answered": "was answered elsewhere at {at}",
+}
 
 
 @dataclass
@@ -32,11 +54,39 @@ class Draft:
     def is_blank(self) -> bool:
         return not (self.reply or self.close_session or self.reprocess or self.tags)
 
+    @property
+    def text(self) -> str:
+        """What a follow-up message carries: the reply, or the tags of a subscription."""
+        return self.reply if self.reply.strip() else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How the composer's item ended, for the banner."""
+
+    outcome: str
+    at: float
+
+    def describe(self) -> str:
+        clock = datetime.fromtimestamp(self.at).strftime("%H:%M:%S")
+        return _ENDED_WHAT.get(self.outcome, self.outcome.replace("_", " ") + " at {at}").format(at=clock)
+
+
+def item_phone(item: HeldItem | None) -> str:
+    if item is None or not item.record.phones:
+        return ""
+    return item.record.phones[0]
+
 
 class Composer(Vertical):
-    """Set `item` to answer it; posts `Submitted` with a validated decision."""
+    """Set `item` to answer it; posts `Submitted` with a validated decision.
+
+    Attributes set by the app: `item`, `contact` (the item's phone's state, for the
+    blacklist and loop confirmation) and `viewing` (the phone the thread pane shows)."""
 
     item: reactive[HeldItem | None] = reactive(None, always_update=True)
+    contact: reactive[ContactState | None] = reactive(None, always_update=True, init=False)
+    viewing: reactive[str] = reactive("", init=False)
 
     @dataclass
     class Submitted(Message):
@@ -47,14 +97,36 @@ class Composer(Vertical):
         decision: Decision
         """What to answer with (already validated)."""
 
+    @dataclass
+    class FollowUp(Message):
+        """The operator sends the draft of an ended item as a new message (send_message)."""
+
+        seq: int
+        """The ended exchange the draft was written for."""
+        phone: str
+        """Its texter: the message goes only there."""
+        body: str
+        """The draft's reply text."""
+
+    @dataclass
+    class Discarded(Message):
+        """The operator dropped the draft of an ended item."""
+
+        seq: int
+        """The ended exchange whose draft was dropped."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._drafts: dict[int, Draft] = {}
+        self._endings: dict[int, Ending] = {}
+        self._last_typed = 0.0
+        self._confirm: tuple[int, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="composer-context")
+        yield Static(id="composer-banner")
         with Horizontal(id="reply-row"):
-            yield Input(placeholder="Reply to the texter (enter sends)", id="reply")
+            yield Input(placeholder="Reply to the texter (enter sends; ctrl+o sends an empty answer)", id="reply")
         yield Static(id="reply-count")
         with Horizontal(id="options-row"):
             yield Checkbox("close_session", id="close-session", tooltip="ctrl+t toggles")
@@ -81,18 +153,64 @@ class Composer(Vertical):
         """True while the operator is in the middle of an answer."""
         return self.item is not None and not self.draft.is_blank
 
+    @property
+    def ending(self) -> Ending | None:
+        """How the current item ended, or None while it can still be answered."""
+        item = self.item
+        return self._endings.get(item.seq) if item is not None else None
+
+    @property
+    def answerable(self) -> bool:
+        return self.item is not None and self.ending is None
+
+    @property
+    def in_use(self) -> bool:
+        """True while the operator works here: a draft, or a keystroke in the last few seconds.
+        The app never moves the selection or the focus away from a composer in use."""
+        if self.item is None:
+            return False
+        return not self.draft.is_blank or time.monotonic() - self._last_typed < TYPING_GRACE
+
+    def has_kept_draft(self, seq: int) -> bool:
+        return seq in self._drafts
+
     def forget(self, seq: int) -> None:
         self._drafts.pop(seq, None)
+        self._endings.pop(seq, None)
+
+    def item_ended(self, seq: int, outcome: str, at: float) -> None:
+        """The exchange `seq` is over. The composer keeps showing it (and its draft) with
+        what happened, and answering it is no longer possible; a kept draft of another item
+        remembers the ending for when it is reopened."""
+        current = self._is_current(seq)
+        if not current and seq not in self._drafts:
+            return
+        self._endings[seq] = Ending(outcome, at)
+        if current:
+            self._show_context(self.item)
+            self._show_banner()
+            self._refresh_live()
+
+    def _is_current(self, seq: int) -> bool:
+        return self.item is not None and self.item.seq == seq
 
     def watch_item(self, old: HeldItem | None, new: HeldItem | None) -> None:
         if old is not None and (new is None or old.seq != new.seq):
             draft = self.draft
             if draft.is_blank:
                 self._drafts.pop(old.seq, None)
+                self._endings.pop(old.seq, None)
             else:
                 self._drafts[old.seq] = draft
         if old is None or new is None or old.seq != new.seq:
+            self._confirm = None
             self._apply_item(new)
+
+    def watch_contact(self) -> None:
+        self._show_context(self.item)
+
+    def watch_viewing(self) -> None:
+        self._show_banner()
 
     def _apply_item(self, item: HeldItem | None) -> None:
         draft = self._drafts.pop(item.seq, Draft()) if item is not None else Draft()
@@ -112,7 +230,10 @@ class Composer(Vertical):
             widget.disabled = item is None
         self.query_one("#close-session", Checkbox).disabled = item is None
         self._show_context(item)
+        self._show_banner()
         self._refresh_live()
+
+    # -- what the operator reads ---------------------------------------------------------
 
     def _show_context(self, item: HeldItem | None) -> None:
         context = self.query_one("#composer-context", Static)
@@ -122,19 +243,29 @@ class Composer(Vertical):
         record = item.record
         parsed = record.parsed
         text = Text(end="")
-        phone = record.phones[0] if record.phones else "?"
+        phone = item_phone(item) or "?"
         if record.type == CallbackType.SUBSCRIPTION_CREATED:
             text.append("New subscriber ", style="bold")
             text.append_text(safe_line(phone, "bold"))
-            text.append(": answer with tags for the subscription, or send empty for none.")
+            text.append(": answer with tags for the subscription, or ctrl+o for none.")
         else:
             text.append("Answering ", style="bold")
             text.append_text(safe_line(phone, "bold"))
-            text.append(f"  #{record.seq}", style="dim")
+        text.append(f"  #{record.seq}", style="dim")
+        text.append_text(self._countdown(item))
         if record.app:
             text.append("  app: ", style="dim")
             text.append_text(safe_line(record.app, "cyan", 24))
+        if parsed.get("tag"):
+            text.append("  thread tag: ", style="dim")
+            text.append_text(safe_line(str(parsed["tag"]), "cyan", 24))
         notes: list[tuple[str, str]] = []
+        contact = self.contact
+        if contact is not None and contact.phone == item_phone(item):
+            if contact.blacklisted:
+                notes.append(("This phone opted out (blacklisted): a reply asks for confirmation.", "bold red"))
+            if contact.loop_flagged:
+                notes.append(("Auto-reply loop flagged for this phone: a reply asks for confirmation.", "bold red"))
         if parsed.get("auto_subscribe"):
             notes.append(("auto_subscribe: the SL will subscribe this texter and send its own confirmation, so a reply makes two messages.", "yellow"))
         if parsed.get("auto_responded"):
@@ -147,6 +278,39 @@ class Composer(Vertical):
             text.append("\n⚠ ", style=style)
             text.append(note, style=style)
         show_text(context, text)
+
+    def _countdown(self, item: HeldItem) -> Text:
+        ending = self._endings.get(item.seq)
+        if ending is not None:
+            return Text("  ended", style="bold red")
+        left = item.deadline - time.time()
+        style = "bold red" if left < 5 else "bold yellow" if left < 10 else "bold green"
+        return Text(f"  {max(0.0, left):.0f}s left", style=style)
+
+    def _show_banner(self) -> None:
+        """The line that says what the operator must know before pressing a key: the item
+        ended, or the thread pane shows another phone than the one being answered."""
+        banner = self.query_one("#composer-banner", Static)
+        item = self.item
+        text = Text(end="")
+        ending = self.ending
+        if item is not None and ending is not None:
+            phone = plain_line(item_phone(item), 20)
+            text.append(f"#{item.seq} {ending.describe()}. ", style="bold red")
+            if self.draft.text:
+                text.append(f"f6 sends this draft to {phone} as a new message; escape discards it.", style="bold")
+            else:
+                text.append("f6 writes to this phone as a new message; ctrl+n goes to the next.", style="bold")
+        elif item is not None and self.viewing and self.viewing != item_phone(item):
+            text.append(f"The conversation shows {plain_line(self.viewing, 20)}; this answer goes to "
+                        f"{plain_line(item_phone(item), 20)}.", style="bold yellow")
+        banner.display = bool(text.plain)
+        show_text(banner, text)
+
+    def tick(self) -> None:
+        """Redraw the countdown (called once a second)."""
+        if self.item is not None:
+            self._show_context(self.item)
 
     # -- live feedback -----------------------------------------------------------------
 
@@ -166,6 +330,10 @@ class Composer(Vertical):
     @on(Input.Changed)
     @on(Checkbox.Changed)
     def _changed(self) -> None:
+        self._last_typed = time.monotonic()
+        self._confirm = None
+        if self.ending is not None:
+            self._show_banner()
         self._refresh_live()
 
     def _refresh_live(self) -> None:
@@ -179,17 +347,21 @@ class Composer(Vertical):
         if item is None:
             show_text(preview, "")
             return
-        decision, error = self.decision()
         line = Text("Response → ", style="bold", end="")
-        if decision is None:
+        decision, error = self.decision()
+        if self.ending is not None:
+            line.append("none: this exchange is over (f6 sends the draft as a new message)", style="red")
+        elif decision is None:
             line.append(error or "invalid", style="red")
         else:
             encoded = encode_response(item.record.type, decision)
             if encoded.body:
                 line.append(f"200 {encoded.content_type}  ", style="dim")
                 line.append_text(safe_line(encoded.body, "green"))
+            elif item.record.type == CallbackType.INCOMING_MESSAGE:
+                line.append("nothing to send yet: type a reply, or ctrl+o for an empty answer", style="dim")
             else:
-                line.append("200, empty body (nothing is sent to the texter)", style="dim")
+                line.append("200, empty body (no tags)", style="dim")
         show_text(preview, line)
 
     # -- actions -----------------------------------------------------------------------
@@ -215,10 +387,19 @@ class Composer(Vertical):
         self._focus_now("#reprocess")
 
     def submit(self, *, empty: bool = False) -> None:
-        """Validate and post `Submitted`; a bad answer is refused with a one-line reason."""
+        """Validate and post `Submitted`; a bad answer is refused with a one-line reason.
+
+        An empty answer to a message goes out only when asked for (`empty`, ctrl+o): a stray
+        enter must not answer a texter with silence. A reply to a phone that opted out or is
+        flagged for an auto-reply loop is sent on the second request within CONFIRM_WINDOW."""
         item = self.item
         if item is None:
             self.notify("No held callback is selected.", severity="warning")
+            return
+        ending = self.ending
+        if ending is not None:
+            self.notify(f"#{item.seq} {ending.describe()}: it cannot be answered any more. "
+                        "f6 sends the draft as a new message.", title="Not sent", severity="warning")
             return
         if empty:
             decision: Decision | None = Decision()
@@ -227,7 +408,47 @@ class Composer(Vertical):
             if decision is None:
                 self.notify(error or "invalid answer", title="Not sent", severity="error")
                 return
+            if item.record.type == CallbackType.INCOMING_MESSAGE and decision.is_empty:
+                self.notify("The reply is empty: type one, or press ctrl+o to answer with nothing.",
+                            title="Not sent", severity="warning", timeout=4)
+                return
+        if not empty and not self._confirmed(item):
+            return
         self.post_message(self.Submitted(item.seq, decision))
+
+    def _confirmed(self, item: HeldItem) -> bool:
+        contact = self.contact
+        if contact is None or contact.phone != item_phone(item):
+            return True
+        risk = ("opted out (blacklisted)" if contact.blacklisted
+                else "is flagged for an auto-reply loop" if contact.loop_flagged else "")
+        if not risk:
+            return True
+        now = time.monotonic()
+        if self._confirm is not None and self._confirm[0] == item.seq and now - self._confirm[1] < CONFIRM_WINDOW:
+            self._confirm = None
+            return True
+        self._confirm = (item.seq, now)
+        self.notify(f"{plain_line(item_phone(item), 20)} {risk}. Press enter again to send anyway.",
+                    title="Confirm", severity="warning", timeout=CONFIRM_WINDOW)
+        return False
+
+    def follow_up(self) -> bool:
+        """Post `FollowUp` for the ended item's draft; False when there is nothing to send."""
+        item = self.item
+        if item is None or self.ending is None or not self.draft.text:
+            return False
+        self.post_message(self.FollowUp(item.seq, item_phone(item), self.draft.text))
+        return True
+
+    def discard(self) -> bool:
+        """Drop the draft of an ended item; False when the item can still be answered."""
+        item = self.item
+        if item is None or self.ending is None:
+            return False
+        self.clear()
+        self.post_message(self.Discarded(item.seq))
+        return True
 
     def clear(self) -> None:
         with self.prevent(Input.Changed, Checkbox.Changed):
@@ -235,6 +456,7 @@ class Composer(Vertical):
                 widget.value = ""
             self.query_one("#close-session", Checkbox).value = False
         self._refresh_live()
+        self._show_banner()
 
     @on(Input.Submitted)
     def _enter(self, event: Input.Submitted) -> None:

@@ -27,6 +27,15 @@ from server.contract import CallbackType
 from ..safe import plain_line
 
 
+@dataclass(frozen=True, slots=True)
+class _Missed:
+    """A queue row: a held item, or (with `outcome`) one that ended unanswered."""
+
+    item: HeldItem
+    outcome: str
+    at: float
+
+
 class HeldQueue(ScrollView, can_focus=True):
     """Held exchanges waiting for an answer. Posts `Selected` when the cursor moves."""
 
@@ -57,13 +66,15 @@ class HeldQueue(ScrollView, can_focus=True):
         focus_reply: bool = False
         """True when the operator asked to answer it now (enter)."""
         missed: str = ""
-        """Why the item can no longer be answered ('timed out', 'caller gone'), or ''."""
+        """How the item ended ('timed_out', 'caller_gone', 'overflow'), or '' while it is held."""
+        ended_at: float = 0.0
+        """When it ended (Unix time); 0 while it is held."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._items: list[HeldItem] = []
         self._index: dict[int, int] = {}
-        self._missed: list[tuple[HeldItem, str]] = []
+        self._missed: list[_Missed] = []
 
     # -- data in ---------------------------------------------------------------------
 
@@ -84,14 +95,14 @@ class HeldQueue(ScrollView, can_focus=True):
             self._items.append(item)
         self._resized()
 
-    def remove(self, seqs: set[int], missed: dict[int, str] | None = None) -> None:
+    def remove(self, seqs: set[int], missed: dict[int, str] | None = None, at: float = 0.0) -> None:
         """Drop ended exchanges, keeping the cursor on the same item where possible.
-        Those in `missed` (seq -> why) move to the missed rows below the pending ones."""
+        Those in `missed` (seq -> outcome) move to the missed rows below the pending ones."""
         if not seqs or not any(seq in self._index for seq in seqs):
             return
         current = self.selected
         if missed:
-            gone = [(item, missed[item.seq]) for item in self._items if item.seq in missed]
+            gone = [_Missed(item, missed[item.seq], at or time.time()) for item in self._items if item.seq in missed]
             self._missed = (gone[::-1] + self._missed)[: self.MAX_MISSED]
         self._items = [item for item in self._items if item.seq not in seqs]
         self._index = {item.seq: n for n, item in enumerate(self._items)}
@@ -105,11 +116,22 @@ class HeldQueue(ScrollView, can_focus=True):
         return seq in self._index
 
     def select(self, seq: int) -> None:
-        """Move the cursor to `seq` without announcing it (the app already knows)."""
-        if seq in self._index:
-            self.set_reactive(HeldQueue.cursor, self._index[seq])
-            self.scroll_to_region_of(self._index[seq])
+        """Move the cursor to `seq`, held or missed, without announcing it (the app knows)."""
+        index = self._index.get(seq)
+        if index is None:
+            index = next((len(self._items) + n for n, row in enumerate(self._missed) if row.item.seq == seq), None)
+        if index is not None:
+            self.set_reactive(HeldQueue.cursor, index)
+            self.scroll_to_region_of(index)
             self.refresh()
+
+    def drop_missed(self, seq: int) -> None:
+        """Remove the missed row of `seq` (its follow-up was sent or its draft dropped)."""
+        kept = [row for row in self._missed if row.item.seq != seq]
+        if len(kept) != len(self._missed):
+            self._missed = kept
+            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self._rows - 1)))
+            self._resized()
 
     @property
     def selected(self) -> HeldItem | None:
@@ -118,15 +140,20 @@ class HeldQueue(ScrollView, can_focus=True):
         return None
 
     @property
-    def selected_missed(self) -> tuple[HeldItem, str] | None:
+    def selected_missed(self) -> _Missed | None:
         index = self.cursor - len(self._items)
         if 0 <= index < len(self._missed):
             return self._missed[index]
         return None
 
-    def _row(self, index: int) -> tuple[HeldItem, str] | None:
+    @property
+    def missed(self) -> list[_Missed]:
+        """Items that ended without the operator's answer, newest first."""
+        return self._missed
+
+    def _row(self, index: int) -> _Missed | None:
         if index < len(self._items):
-            return self._items[index], ""
+            return _Missed(self._items[index], "", 0.0)
         index -= len(self._items)
         return self._missed[index] if index < len(self._missed) else None
 
@@ -160,8 +187,9 @@ class HeldQueue(ScrollView, can_focus=True):
         index = max(0, min(self._rows - 1, index))
         self.cursor = index
         self.scroll_to_region_of(index)
-        item, missed = self._row(index)  # type: ignore[misc]
-        self.post_message(self.Selected(item, missed=missed))
+        row = self._row(index)
+        assert row is not None
+        self.post_message(self.Selected(row.item, missed=row.outcome, ended_at=row.at))
 
     def action_cursor(self, delta: int) -> None:
         self._move_to(self.cursor + delta)
@@ -175,14 +203,14 @@ class HeldQueue(ScrollView, can_focus=True):
     def action_open(self) -> None:
         row = self._row(self.cursor)
         if row is not None:
-            self.post_message(self.Selected(row[0], focus_reply=not row[1], missed=row[1]))
+            self.post_message(self.Selected(row.item, focus_reply=True, missed=row.outcome, ended_at=row.at))
 
     def on_click(self, event: events.Click) -> None:
         index = event.y + self.scroll_offset.y
         row = self._row(index)
         if row is not None:
             self.cursor = index
-            self.post_message(self.Selected(row[0], focus_reply=not row[1], missed=row[1]))
+            self.post_message(self.Selected(row.item, focus_reply=True, missed=row.outcome, ended_at=row.at))
 
     # -- drawing -----------------------------------------------------------------------
 
@@ -196,7 +224,7 @@ class HeldQueue(ScrollView, can_focus=True):
                 hint = Text(" Nothing held. Waiting for texts…", style="dim")
                 return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
             return Strip.blank(width, base)
-        item, missed = row
+        item, missed = row.item, row.outcome
         remaining = item.deadline - time.time()
         urgent = remaining < 5
         mark = "▶" if index == self.cursor else " "
