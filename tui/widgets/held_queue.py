@@ -96,30 +96,34 @@ class HeldQueue(ScrollView, can_focus=True):
         self._resized()
 
     def remove(self, seqs: set[int], missed: dict[int, str] | None = None, at: float = 0.0) -> None:
-        """Drop ended exchanges, keeping the cursor on the same item where possible.
-        Those in `missed` (seq -> outcome) move to the missed rows below the pending ones."""
+        """Drop ended exchanges, keeping the cursor on the same row (held or missed) where
+        possible. Those in `missed` (seq -> outcome) move to the missed rows below the held ones."""
         if not seqs or not any(seq in self._index for seq in seqs):
             return
-        current = self.selected
+        row = self._row(self.cursor)
         if missed:
             gone = [_Missed(item, missed[item.seq], at or time.time()) for item in self._items if item.seq in missed]
             self._missed = (gone[::-1] + self._missed)[: self.MAX_MISSED]
         self._items = [item for item in self._items if item.seq not in seqs]
         self._index = {item.seq: n for n, item in enumerate(self._items)}
-        if current is not None and current.seq in self._index:
-            self.set_reactive(HeldQueue.cursor, self._index[current.seq])
-        else:
-            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, len(self._items) - 1)))
+        index = self._row_index(row.item.seq) if row is not None else None
+        if index is None:
+            index = min(self.cursor, max(0, len(self._items) - 1))
+        self.set_reactive(HeldQueue.cursor, index)
         self._resized()
+
+    def _row_index(self, seq: int) -> int | None:
+        index = self._index.get(seq)
+        if index is None:
+            index = next((len(self._items) + n for n, row in enumerate(self._missed) if row.item.seq == seq), None)
+        return index
 
     def contains(self, seq: int) -> bool:
         return seq in self._index
 
     def select(self, seq: int) -> None:
         """Move the cursor to `seq`, held or missed, without announcing it (the app knows)."""
-        index = self._index.get(seq)
-        if index is None:
-            index = next((len(self._items) + n for n, row in enumerate(self._missed) if row.item.seq == seq), None)
+        index = self._row_index(seq)
         if index is not None:
             self.set_reactive(HeldQueue.cursor, index)
             self.scroll_to_region_of(index)
