@@ -43,7 +43,7 @@ from .terminal_driver import terminal_driver
 from .screens.help import HelpScreen
 from .screens.search import SearchScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
-from .widgets.composer import Composer, item_phone
+from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
 from .widgets.held_queue import HeldQueue
@@ -118,6 +118,8 @@ class SwitchboardApp(App[None]):
         self._phones_dirty = False
         self._browsing = False
         """The operator opened a conversation (search, phone list): auto-selection waits."""
+        self._last_key = 0.0
+        """When the operator last pressed a key (monotonic)."""
         self.sl_client: SLClient | None = None
         self._demo: Demo | None = None
 
@@ -325,16 +327,21 @@ class SwitchboardApp(App[None]):
             self._phones_dirty = True
         self._update_counts()
 
-    def _auto_select(self) -> bool:
+    def _auto_select(self, *, after_send: bool = False) -> bool:
         """Bring up the next held item when the operator is free for it; True if it did.
 
         Free means: the composer holds no item (an ended one stays until the operator
-        moves on), no conversation the operator opened is on screen, and no other screen
-        or list has the focus. So nothing the operator reads or types is ever replaced."""
+        moves on), no conversation the operator opened is on screen, no other screen or
+        list has the focus, and no key was pressed in the last TYPING_GRACE seconds (keys
+        typed for nothing in particular must not run on into a text that just came up).
+        Right after a send (`after_send`) the next item comes up at once: the operator
+        asked for it by sending."""
         queue = self.query_one(HeldQueue)
         if not len(queue) or self._browsing or self.query_one(Composer).item is not None:
             return False
         if self.screen is not self.screen_stack[0] or self._focus_is_elsewhere():
+            return False
+        if not after_send and time.monotonic() - self._last_key < TYPING_GRACE:
             return False
         self._select(queue.items[0])
         return True
@@ -428,7 +435,7 @@ class SwitchboardApp(App[None]):
             composer.item = None
         self.query_one(HeldQueue).remove({event.seq})
         self._browsing = False
-        self._auto_select()
+        self._auto_select(after_send=True)
         self._update_counts()
 
     @on(Composer.FollowUp)
@@ -451,7 +458,7 @@ class SwitchboardApp(App[None]):
             composer.clear()
             composer.item = None
             self._browsing = False
-            self._auto_select()
+            self._auto_select(after_send=True)
         self._update_counts()
 
     def action_discard(self) -> None:
@@ -600,6 +607,7 @@ class SwitchboardApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self._gc.activity()
+            self._last_key = time.monotonic()
         await super().on_event(event)
 
     def _tick(self) -> None:
@@ -609,6 +617,7 @@ class SwitchboardApp(App[None]):
         if self._phones_dirty:
             self._phones_dirty = False
             self._refresh_phones()
+        self._auto_select()  # an arrival that waited out the typing grace
         self.query_one(HeldQueue).tick()
         self.query_one(Composer).tick()
         self._update_counts()
