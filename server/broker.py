@@ -11,30 +11,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Union
+from typing import Callable, Literal
 
-from data.models import CallbackRecord, ResponseRecord
+from data.models import ResponseRecord
 
+from .backend.events import (
+    BrokerEvent,
+    CallbackReceived,
+    ExchangeEnded,
+    ExchangeHeld,
+    HeldItem,
+    RequestRejected,
+    Subscriber,
+)
 from .contract import Decision
+
+__all__ = [
+    "AnswerRefused",
+    "Answerer",
+    "Broker",
+    "BrokerEvent",
+    "CallbackReceived",
+    "ExchangeEnded",
+    "ExchangeHeld",
+    "HeldItem",
+    "RequestRejected",
+    "Resolution",
+    "Subscriber",
+]
 
 log = logging.getLogger(__name__)
 
 Answerer = Literal["operator", "fallback", "rule"]
-
-
-@dataclass(frozen=True, slots=True)
-class HeldItem:
-    """A held callback waiting for an answer."""
-
-    record: CallbackRecord
-    deadline: float
-    """Unix time at which the fallback goes out."""
-    out_of_session: bool = False
-    """The phone's session was closed before this message arrived."""
-
-    @property
-    def seq(self) -> int:
-        return self.record.seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,50 +52,6 @@ class Resolution:
     decision: Decision
     answered_by: Answerer
     outcome: Literal["answered", "timed_out", "shutdown", "overflow"] = "answered"
-
-
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass(slots=True)
-class CallbackReceived:
-    """A callback that needs no answer was recorded (and answered with an empty 200).
-    Not `frozen`, as `CallbackRecord`: one per request on the ingest path."""
-
-    record: CallbackRecord
-
-
-@dataclass(frozen=True, slots=True)
-class ExchangeHeld:
-    """A callback is held open, waiting for an answer until `item.deadline`."""
-
-    item: HeldItem
-
-
-@dataclass(frozen=True, slots=True)
-class ExchangeEnded:
-    """A held exchange is over: answered, timed out, caller gone, overflow or shutdown."""
-
-    seq: int
-    outcome: str
-    response: ResponseRecord | None
-    """What was sent; None when the caller hung up first."""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRejected:
-    """The gateway refused a request (400, 403, 413, 503)."""
-
-    status: int
-    reason: str
-    peer: str
-    seq: int = 0
-    """The held exchange whose answer this was (it could not be made durable, so the SL got
-    the 503 instead of the answer); 0 for a request refused before it was held."""
-
-
-BrokerEvent = Union[CallbackReceived, ExchangeHeld, ExchangeEnded, RequestRejected]
-Subscriber = Callable[[BrokerEvent], None]
 
 
 class AnswerRefused(Exception):

@@ -1,0 +1,39 @@
+"""The console's backend: the interface a console talks to (`ConsoleBackend`), and the
+plain data that crosses it. The in-process implementation is `server.backend.local`,
+imported only by the entry point that composes the core."""
+
+from .events import (
+    BrokerEvent,
+    CallbackReceived,
+    ExchangeEnded,
+    ExchangeHeld,
+    HeldItem,
+    RequestRejected,
+    Subscriber,
+)
+from .interface import (
+    AnswerOutcome,
+    AnswerRefused,
+    AnswerSent,
+    ConsoleBackend,
+    GatewayStatus,
+    SearchPage,
+    SendOutcome,
+)
+
+__all__ = [
+    "AnswerOutcome",
+    "AnswerRefused",
+    "AnswerSent",
+    "BrokerEvent",
+    "CallbackReceived",
+    "ConsoleBackend",
+    "ExchangeEnded",
+    "ExchangeHeld",
+    "GatewayStatus",
+    "HeldItem",
+    "RequestRejected",
+    "SearchPage",
+    "SendOutcome",
+    "Subscriber",
+]

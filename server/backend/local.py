@@ -1,0 +1,174 @@
+"""`LocalBackend`: the console's backend in the console's own process.
+
+It owns the gateway server, the broker, the history store, the SL API client and (with
+--demo) the simulated SL, all running in the console's event loop. The entry point builds
+the parts and hands them over; the console sees only `ConsoleBackend`.
+
+History reads run on one worker thread of their own, so a read that goes to disk never
+delays a keystroke; the store's reads take their snapshot of the live segment when called
+and are safe to run there (data/store.py, "Threads").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, TypeVar
+
+from data.models import CallbackRecord, ContactState, OutboundRecord, ThreadEntry
+from data.phones import normalise_phone
+from data.store import HistoryStore
+from server.broker import AnswerRefused as BrokerRefusal
+from server.broker import Broker
+from server.config import Config
+from server.contract import Decision
+from server.runner import GatewayServer
+from server.sanitize import neutralise_line, truncate
+from server.sl_client import SLClient
+
+from .events import HeldItem, Subscriber
+from .interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, SearchPage, SendOutcome
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """--demo: a simulated SL posting to this gateway and serving the SL API."""
+
+    rate: float = 1.0
+    seed: int | None = None
+
+
+class LocalBackend:
+    """The in-process `ConsoleBackend` (see the module docstring)."""
+
+    def __init__(self, *, config: Config, store: HistoryStore, broker: Broker | None = None,
+                 demo: DemoSettings | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.broker = broker or Broker()
+        self.server = GatewayServer(config.gateway, self.broker, store)
+        self._demo_settings = demo
+        self._demo = None
+        self._sl: SLClient | None = None
+        if config.sl_url and not demo:
+            self._sl = SLClient(config.sl_url, config.sl_api_key or "")
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-reads")
+        self._notice = ""
+        self._stopped = False
+        self._notices_taken = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> GatewayStatus:
+        url = await self.server.start()
+        if self._demo_settings is not None:
+            from server.simulator.demo import start_demo
+
+            settings = self._demo_settings
+            self._demo = await start_demo(url, rate=settings.rate, seed=settings.seed)
+            self._sl = SLClient(self._demo.sl_url, self._demo.sl_api_key)
+            self._notice = "DEMO"
+        return self.status()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        # Held requests are answered first (the simulator gets the fallback like any SL
+        # would), then the simulated traffic stops.
+        await self.server.stop()
+        if self._demo is not None:
+            await self._demo.stop()
+        if self._sl is not None:
+            await self._sl.close()
+        self._reads.shutdown(wait=False, cancel_futures=True)
+
+    # -- the held exchanges ---------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        return self.broker.subscribe(subscriber)
+
+    async def answer(self, seq: int, decision: Decision) -> AnswerOutcome:
+        try:
+            self.broker.answer(seq, decision, "operator")
+        except BrokerRefusal as refusal:
+            return AnswerRefused(seq, str(refusal))
+        return AnswerSent(seq)
+
+    def pending(self) -> list[HeldItem]:
+        return self.broker.pending()
+
+    def status(self) -> GatewayStatus:
+        counts = dict(self.server.stats.as_dict())
+        counts["pending"] = self.broker.pending_count
+        return GatewayStatus(url=self.server.url, key_state=self._key_state(), counts=counts, notice=self._notice)
+
+    def _key_state(self) -> str:
+        keys = self.config.gateway.api_keys
+        if not keys:
+            return "api_key: any accepted (no --api-key)"
+        names = ", ".join(truncate(neutralise_line(app.name), 20) for app in keys)
+        return f"api_key checked: {names}"
+
+    @property
+    def can_send(self) -> bool:
+        return self._sl is not None
+
+    # -- history reads, off the UI loop ------------------------------------------------------
+
+    async def _read(self, call: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reads, call, *args)
+
+    async def thread(self, phone: str, limit: int = 300) -> list[ThreadEntry]:
+        return await self._read(self.store.thread, normalise_phone(phone), limit)
+
+    async def contact(self, phone: str) -> ContactState | None:
+        return await self._read(self.store.contact, normalise_phone(phone))
+
+    async def contacts(self, limit: int = 100) -> list[ContactState]:
+        return await self._read(self.store.contacts, limit)
+
+    async def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
+        return await self._read(self.store.recent_callbacks, limit)
+
+    async def search(self, text: str) -> AsyncIterator[SearchPage]:
+        steps = iter(self.store.search(text))
+        while True:
+            progress = await self._read(next, steps, None)
+            if progress is None:
+                return
+            yield SearchPage(hits=list(progress.hits), scanned=progress.scanned,
+                             total=progress.total, done=progress.done)
+            if progress.done:
+                return
+
+    def notices(self) -> list[str]:
+        notices = list(self.store.notices)
+        fresh, self._notices_taken = notices[self._notices_taken:], len(notices)
+        return fresh
+
+    # -- the SL API ------------------------------------------------------------------------
+
+    async def send_message(self, phone: str, body: str, *, action_expected: bool = True) -> SendOutcome:
+        key = normalise_phone(phone)
+        if self._sl is None:
+            return SendOutcome(key, error="No SL API configured: start with --sl-url URL --sl-api-key KEY, or --demo.")
+        result = await self._sl.send_message(phone, body, action_expected=action_expected)
+        record = self.store.add_outbound(
+            OutboundRecord(seq=0, sent_at=time.time(), phone=key, body=body,
+                           message_ids=result.message_ids, error=result.error)
+        )
+        await self.store.sync()
+        return SendOutcome(key, message_ids=record.message_ids, error=record.error)
+
+    async def close_session(self, phone: str) -> str:
+        if self._sl is None:
+            return "No SL API configured: start with --sl-url URL --sl-api-key KEY, or --demo."
+        return await self._sl.close_sessions([normalise_phone(phone)])
+
+
+__all__ = ["DemoSettings", "LocalBackend"]
