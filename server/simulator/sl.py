@@ -13,11 +13,9 @@ Everything runs as tasks in the caller's asyncio loop: no threads, no blocking c
 from __future__ import annotations
 
 import asyncio
-import codecs
 import random
 import time
 from collections import OrderedDict, defaultdict, deque
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Coroutine
 
@@ -25,9 +23,14 @@ import aiohttp
 
 from ..contract import CallbackType
 from ..dates import parse_sl_date
-from ..segments import count_segments, is_gsm7
 from .judge import Verdict, judge_response
+from .numbers import phone_key, written_form
+from .parts import numbered_parts
 from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
+from .records import Exchange, PhoneState, SentMessage
+from .wire import failure_reason, post_form
+
+__all__ = ["Exchange", "PhoneState", "SentMessage", "SimulatedSL", "numbered_parts", "phone_key"]
 
 FLOOD_WINDOW = 60.0
 """Default seconds over which `flood_limit` messages per phone are allowed."""
@@ -41,66 +44,7 @@ MAX_MESSAGES = 200_000
 """Sent messages kept for delivery_status / cancel_messages; the oldest are forgotten."""
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """One callback sent and what came back. `sent` is False when nothing went out
-    (no gateway configured, or the `max_callbacks` budget was spent)."""
-
-    fields: dict[str, str]
-    status: int
-    body: str
-    verdict: Verdict
-    elapsed_ms: float
-    sent: bool = True
-
-    @property
-    def type(self) -> str:
-        return self.fields.get("type", "")
-
-
-@dataclass
-class SentMessage:
-    """An MT the SL sent to a virtual phone (one part)."""
-
-    message_id: int
-    phone: str
-    text: str
-    status: int = 0
-    """0 pending, 1 delivered, 2 failed, 4 queued (the docs' codes)."""
-    scheduled: str = ""
-    """The raw `on` text, for messages sent with a schedule."""
-    canceled: bool = False
-    sent: bool = False
-    """True once the SL has handed it to the carrier (scheduled ones wait until their time)."""
-
-
-@dataclass
-class PhoneState:
-    phone: str
-    session_open: bool = False
-    subscribed: bool = False
-    blacklisted: bool = False
-    tags: tuple[str, ...] = ()
-    received: list[str] = field(default_factory=list)
-    """Message texts delivered to this phone, whole (not per part); the last 50."""
-    last_active: float = 0.0
-    """loop.time() of the last message to or from this phone (for session expiry)."""
-    carrier: tuple[str, str] = ("", "")
-    """(carrier_id, carrier_name), once known."""
-
-
 OnExchange = Callable[[Exchange], None]
-
-
-def phone_key(raw: str) -> str | None:
-    """The number a phone is filed under: 10 digits (a leading US `1` dropped from 11),
-    or None when it is not 10 or 11 digits (messaging.md: -1, invalid)."""
-    digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
-    if len(digits) == 11 and digits.startswith("1"):
-        return digits[1:]
-    if len(digits) in (10, 11):
-        return digits
-    return None
 
 
 class SimulatedSL:
@@ -109,6 +53,9 @@ class SimulatedSL:
     follow_ups: deliver replies to the phones with delivery reports, let phones answer,
     send reprocessed texts and session_closed notices (off for scripted scenarios, whose
     every callback is explicit). max_callbacks: stop posting after this many.
+    mixed_forms: write a texter's number in callbacks with and without the country code
+    (numbers.py), as a real SL does; off, always the 10 digits it is filed under. The
+    state is per texter (`phone_key`) whichever form a number arrives or leaves in.
     """
 
     def __init__(
@@ -127,6 +74,7 @@ class SimulatedSL:
         follow_ups: bool = True,
         max_callbacks: int | None = None,
         max_response_bytes: int = 1 << 20,
+        mixed_forms: bool = True,
         on_exchange: OnExchange | None = None,
     ) -> None:
         self.gateway_url = gateway_url
@@ -143,6 +91,7 @@ class SimulatedSL:
         self.follow_ups = follow_ups
         self.max_callbacks = max_callbacks
         self.max_response_bytes = max_response_bytes
+        self.mixed_forms = mixed_forms
         self.on_exchange = on_exchange
         self.phones: dict[str, PhoneState] = {}
         self.messages: OrderedDict[int, SentMessage] = OrderedDict()
@@ -162,11 +111,17 @@ class SimulatedSL:
     # -- plumbing ----------------------------------------------------------------------
 
     def phone(self, number: str) -> PhoneState:
+        """The texter `number` is, in any written form (an invalid one is filed as given)."""
         key = phone_key(number) or number
         state = self.phones.get(key)
         if state is None:
             state = self.phones[key] = PhoneState(key)
         return state
+
+    def written(self, phone: str) -> str:
+        """`phone` as this callback writes it (see `mixed_forms`)."""
+        key = self.phone(phone).phone
+        return written_form(key, self.random) if self.mixed_forms else key
 
     def spawn(self, coro: Coroutine) -> asyncio.Task | None:
         if self._closed:
@@ -226,26 +181,22 @@ class SimulatedSL:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         started = time.perf_counter()
-        kind = fields["type"]
+        status, body, content_type = 0, "", ""
         try:
-            async with self._session.post(self.gateway_url, data=fields) as response:
-                status = response.status
-                body, too_big = await self._read(response)
+            answer = await post_form(self._session, self.gateway_url, fields, self.max_response_bytes)
         except TimeoutError:
             verdict = Verdict(violations=(f"no response within {self.timeout:g} s",))
-            status, body = 0, ""
-        except aiohttp.ClientError as exc:
-            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
-            status, body = 0, ""
-        except (OSError, ValueError) as exc:
-            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
-            status, body = 0, ""
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            verdict = Verdict(violations=(f"cannot reach the gateway: {failure_reason(exc)}",))
         else:
-            if too_big:
+            status, body, content_type = answer.status, answer.body, answer.content_type
+            if answer.too_big:
                 verdict = Verdict(violations=(f"response longer than {self.max_response_bytes} bytes",))
             else:
-                verdict = judge_response(kind, status, body)
-        exchange = Exchange(fields, status, body, verdict, (time.perf_counter() - started) * 1000)
+                verdict = judge_response(fields["type"], status, body,
+                                         content_type=content_type, location=answer.location)
+        exchange = Exchange(fields, status, body, verdict, (time.perf_counter() - started) * 1000,
+                            content_type=content_type)
         self.exchanges.append(exchange)
         self.completed += 1
         if not verdict.ok:
@@ -254,21 +205,6 @@ class SimulatedSL:
             self.on_exchange(exchange)
         self._apply(exchange)
         return exchange
-
-    async def _read(self, response: aiohttp.ClientResponse) -> tuple[str, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.max_response_bytes:
-                return "", True
-        charset = response.charset or "utf-8"
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        return b"".join(chunks).decode(charset, errors="replace"), False
 
     def _apply(self, exchange: Exchange) -> None:
         """The SL acts on a response that keeps the contract; one that breaks it is not applied."""
@@ -291,7 +227,8 @@ class SimulatedSL:
             state.tags = tuple(dict.fromkeys(state.tags + verdict.tags))
 
     async def _notify_closed(self, phones: list[str]) -> None:
-        await self.post({"type": "session_closed", "phone_numbers": ",".join(phones)})
+        await self.post({"type": "session_closed",
+                         "phone_numbers": ",".join(self.written(phone) for phone in phones)})
 
     async def _after_answer(self, phone: str, notify_closed: bool, reprocess: str) -> None:
         """The docs' order: the body was sent, then the session closes, then the
@@ -313,22 +250,22 @@ class SimulatedSL:
                 return None
             state.blacklisted = True
             state.session_open = False
-            exchange = await self.post({"type": "phone_blacklisted", "phone_number": state.phone})
+            exchange = await self.post({"type": "phone_blacklisted", "phone_number": self.written(state.phone)})
             if state.subscribed:
                 state.subscribed = False
-                await self.post({"type": "subscription_canceled", "phone_number": state.phone})
+                await self.post({"type": "subscription_canceled", "phone_number": self.written(state.phone)})
             return exchange
         if word in OPT_IN:
             if not state.blacklisted:
                 return None
             state.blacklisted = False
-            return await self.post({"type": "phone_unblacklisted", "phone_number": state.phone})
+            return await self.post({"type": "phone_unblacklisted", "phone_number": self.written(state.phone)})
         if state.blacklisted:
             return None
         state.session_open = True
         fields = {
             "type": "incoming_message",
-            "phone_number": state.phone,
+            "phone_number": self.written(state.phone),
             "body": text,
             "sent_at": self._now_stamp(),
         }
@@ -348,7 +285,7 @@ class SimulatedSL:
         exchange = await self.post(fields)
         if auto_subscribe and not state.subscribed and not state.blacklisted:
             state.subscribed = True
-            await self.post({"type": "subscription_created", "phone_number": state.phone})
+            await self.post({"type": "subscription_created", "phone_number": self.written(state.phone)})
         return exchange
 
     def end_sessions(self, phones: list[str]) -> list[str]:
@@ -473,40 +410,3 @@ class SimulatedSL:
             await asyncio.sleep(self.reply_delay * (0.5 + self.random.random()))
             if not state.blacklisted:
                 await self.incoming(phone, self.random.choice(FOLLOW_UPS))
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def numbered_parts(text: str) -> list[str]:
-    """The parts an MT goes out as: the text itself if it fits one message, otherwise
-    pieces prefixed "(1/3) ", "(2/3) "... each fitting one segment (messaging.md)."""
-    if count_segments(text).segments <= 1:
-        return [text]
-    gsm = is_gsm7(text)
-    limit = 153 if gsm else 67
-    count = count_segments(text).segments
-    while True:
-        chunks = _chunks(text, limit - len(f"({count}/{count}) "), gsm)
-        if len(chunks) <= count:
-            return [f"({n}/{len(chunks)}) {chunk}" for n, chunk in enumerate(chunks, 1)]
-        count = len(chunks)
-
-
-def _chunks(text: str, room: int, gsm: bool) -> list[str]:
-    """Character-boundary split (the compact split mode): each chunk fits `room` units,
-    never cutting an escape pair or a surrogate pair."""
-    from ..segments import GSM7_EXTENSION
-
-    chunks: list[str] = []
-    start = used = 0
-    for i, ch in enumerate(text):
-        cost = (2 if ch in GSM7_EXTENSION else 1) if gsm else (2 if ord(ch) > 0xFFFF else 1)
-        if used + cost > room:
-            chunks.append(text[start:i])
-            start, used = i, 0
-        used += cost
-    chunks.append(text[start:])
-    return chunks
