@@ -16,7 +16,8 @@ import re
 from aiohttp import web
 
 from ..contract import parse_bool
-from .sl import SimulatedSL, phone_key
+from .numbers import phone_key
+from .sl import SimulatedSL
 
 log = logging.getLogger(__name__)
 
