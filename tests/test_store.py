@@ -21,7 +21,8 @@ from data import (
     ResponseRecord,
     StoreError,
 )
-from data import store as store_module
+from data import commit as commit_module
+from data import sidecar as sidecar_module
 
 T0 = 1_700_000_000.0
 
@@ -265,7 +266,7 @@ def test_rotation_reopen_and_reads_across_segments(data_dir):
 
 
 def sidecar_kind(data_dir, n: int) -> str:
-    return store_module._read_catalog(data_dir / f"seg-{n:06d}.idx")["header"]["kind"]
+    return sidecar_module.read_catalog(data_dir / f"seg-{n:06d}.idx")["header"]["kind"]
 
 
 @pytest.mark.parametrize("full_every", [1, 3])
@@ -417,14 +418,14 @@ def test_export_is_oldest_first_with_kind(data_dir):
 async def test_group_commit_one_fsync_round_covers_many(data_dir, monkeypatch):
     store = HistoryStore.open(data_dir)
     rounds = 0
-    drain = store._drain
+    drain = store._commit.drain
 
     def counting_drain():
         nonlocal rounds
         rounds += 1
         drain()
 
-    monkeypatch.setattr(store, "_drain", counting_drain)
+    monkeypatch.setattr(store._commit, "drain", counting_drain)
 
     async def client(i: int) -> int:
         seq = 0
@@ -482,7 +483,7 @@ async def test_write_failure_raises_store_error_then_recovers(data_dir, monkeypa
     with pytest.raises(StoreError):
         store.add_callback(incoming("+1", "refused while failing"))
     monkeypatch.setattr(os, "pwrite", real_pwrite)
-    monkeypatch.setattr(store_module, "RETRY_AFTER", 0.0)
+    monkeypatch.setattr(commit_module, "RETRY_AFTER", 0.0)
     store.add_callback(incoming("+1", "after"))
     await store.sync()
     store.close()
@@ -548,7 +549,7 @@ async def test_flush_soon_puts_records_on_disk_without_anyone_waiting(data_dir):
         for n in range(50):  # a crowd: one round for all of them
             store.add_callback(incoming("+1", f"crowd-{n}"))
             store.flush_soon()
-        await asyncio.sleep(store_module.FLUSH_SOON + 0.3)
+        await asyncio.sleep(commit_module.FLUSH_SOON + 0.3)
         assert on_disk("held-one") and on_disk("crowd-49")
     finally:
         store.close()
@@ -559,12 +560,13 @@ async def test_flush_soon_puts_records_on_disk_without_anyone_waiting(data_dir):
 def index_state(store: HistoryStore) -> tuple:
     """Everything a sidecar chain restores, as plain values (by-seq arrays cut at next_seq:
     their spare slots are not state)."""
-    n = store._next_seq
+    ix = store._ix
+    n = ix.next_seq
     return (
-        n, list(store._counts), list(store._seq_loc[:n]), list(store._resp_loc[:n]),
-        list(store._cb_seqs), {p: list(a) for p, a in store._phone_locs.items() if len(a)},
-        dict(store._contacts), dict(store._msg_state), set(store._sub_created),
-        {k: v for k, v in store._sizes.items()}, list(store._closed),
+        n, list(ix.counts), list(ix.seq_loc[:n]), list(ix.resp_loc[:n]),
+        list(ix.cb_seqs), {p: list(a) for p, a in ix.phone_locs.items() if len(a)},
+        dict(ix.contacts), dict(ix.msg_state), set(ix.sub_created),
+        {k: v for k, v in ix.sizes.items()}, list(ix.closed),
     )
 
 
@@ -670,7 +672,7 @@ def test_a_sidecar_that_could_not_be_written_makes_the_next_one_full(data_dir, m
     """A delta on a sidecar that is not on disk would be useless: it is skipped and the next
     rotation writes a full one. (The write failure is planted: a disk that fails only for
     the sidecar cannot be made on demand.)"""
-    real = store_module.write_durably
+    real = sidecar_module.write_durably
     failed: list[str] = []
 
     def fail_once(path, chunks):
@@ -679,12 +681,11 @@ def test_a_sidecar_that_could_not_be_written_makes_the_next_one_full(data_dir, m
             raise OSError(28, "No space left on device")
         return real(path, chunks)
 
-    monkeypatch.setattr(store_module, "write_durably", fail_once)
+    monkeypatch.setattr(sidecar_module, "write_durably", fail_once)
     store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
     for n in range(5):
         mixed_history(store, 7, seed=n)
-        if store._catalog_thread is not None:
-            store._catalog_thread.join()  # rotations seconds apart, as under real load
+        store._sidecars.join()  # rotations seconds apart, as under real load
     mixed_history(store, 3, seed=9)
     live = index_state(store)
     store.close()
@@ -701,19 +702,19 @@ def test_after_a_sidecar_failed_in_a_burst_of_rotations_open_still_rebuilds_the_
     """Rotations quicker than the sidecar thread: the deltas taken before it reported the
     failure are skipped too (each extends one that is missing). open() then replays the
     segments after the last good sidecar: slower, never wrong."""
-    real = store_module.write_durably
+    real = sidecar_module.write_durably
 
     def fail_2(path, chunks):
         if path.name == "seg-000002.idx":
             raise OSError(28, "No space left on device")
         return real(path, chunks)
 
-    monkeypatch.setattr(store_module, "write_durably", fail_2)
+    monkeypatch.setattr(sidecar_module, "write_durably", fail_2)
     store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
     mixed_history(store, 7 * 5 + 3)
     live = index_state(store)
     store.close()
-    monkeypatch.setattr(store_module, "write_durably", real)
+    monkeypatch.setattr(sidecar_module, "write_durably", real)
     assert not (data_dir / "seg-000002.idx").exists()
     store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
     reopened = index_state(store)
@@ -728,7 +729,7 @@ def _rewrite_sidecar(path, header: dict, sections: dict[str, bytes]) -> None:
 
     header = {**header, "sections": [[name, len(data), zlib.crc32(data)] for name, data in sections.items()]}
     head = json.dumps(header).encode()
-    path.write_bytes(store_module.IDX_MAGIC + struct.pack("<QI", len(head), zlib.crc32(head)) + head
+    path.write_bytes(sidecar_module.IDX_MAGIC + struct.pack("<QI", len(head), zlib.crc32(head)) + head
                      + b"".join(sections.values()))
 
 
@@ -751,7 +752,7 @@ def test_a_missing_or_misplaced_delta_is_not_applied(data_dir, damage):
         target.write_bytes((data_dir / f"seg-{newest:06d}.idx").read_bytes())
         expected = f"{target.name} belongs to another segment"
     else:
-        older = store_module._read_catalog(data_dir / f"seg-{newest - 2:06d}.idx")
+        older = sidecar_module.read_catalog(data_dir / f"seg-{newest - 2:06d}.idx")
         _rewrite_sidecar(target, {**older["header"], "segment": newest - 1, "base": newest - 2},
                          older["sections"])
         expected = "is inconsistent"
