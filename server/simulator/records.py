@@ -60,3 +60,5 @@ class PhoneState:
     """loop.time() of the last message to or from this phone (for session expiry)."""
     carrier: tuple[str, str] = ("", "")
     """(carrier_id, carrier_name), once known."""
+    threads: set[str] = field(default_factory=set)
+    """Thread tags the app's messages to this phone opened (send_message `tag`), until remove_tag."""

@@ -239,9 +239,11 @@ class SimulatedSL:
             await self.incoming(phone, reprocess)
 
     async def incoming(self, phone: str, text: str, *, carrier: tuple[str, str] = ("", ""),
-                       auto_subscribe: bool = False, auto_responded: bool = False) -> Exchange | None:
+                       auto_subscribe: bool = False, auto_responded: bool = False,
+                       tag: str = "") -> Exchange | None:
         """A texter's message as the SL routes it: opt-out/in words become blacklist callbacks,
-        a blacklisted phone's other texts go nowhere. Returns the incoming_message exchange."""
+        a blacklisted phone's other texts go nowhere. `tag` is the thread it answers (the
+        undocumented `tag` field real client apps read). Returns the incoming_message exchange."""
         state = self.phone(phone)
         state.last_active = asyncio.get_running_loop().time()
         word = " ".join(text.upper().split())
@@ -269,6 +271,8 @@ class SimulatedSL:
             "body": text,
             "sent_at": self._now_stamp(),
         }
+        if tag:
+            fields["tag"] = tag
         if carrier[0]:
             state.carrier = carrier
         elif not state.carrier[0]:
@@ -321,9 +325,11 @@ class SimulatedSL:
 
     # -- messages to phones ------------------------------------------------------------
 
-    def send(self, phone: str, text: str, *, on: str = "", action_expected: bool = False) -> list[int]:
+    def send(self, phone: str, text: str, *, on: str = "", action_expected: bool = False,
+             tag: str = "") -> list[int]:
         """The API's send_message for one phone: message ids, one per part, or one negative
-        id: -1 invalid number, -2 blacklisted, -3 flood limit reached."""
+        id: -1 invalid number, -2 blacklisted, -3 flood limit reached. With a `tag` the
+        message opens that thread (one DID), and the phone's answer carries the tag."""
         key = phone_key(phone)
         if key is None:
             return [-1]
@@ -340,9 +346,15 @@ class SimulatedSL:
         if action_expected:
             state.session_open = True
             state.last_active = asyncio.get_running_loop().time()
-        return self.deliver(key, text, on=on)
+        if tag:
+            state.threads.add(tag)
+        return self.deliver(key, text, on=on, tag=tag)
 
-    def deliver(self, phone: str, text: str, *, on: str = "") -> list[int]:
+    def remove_tag(self, phone: str, tag: str) -> None:
+        """The API's remove_tag: the thread is over; answers no longer carry its tag."""
+        self.phone(phone).threads.discard(tag)
+
+    def deliver(self, phone: str, text: str, *, on: str = "", tag: str = "") -> list[int]:
         """Queue an MT (split into "(1/3) ..." parts, one id each) and, with follow-ups on,
         report its delivery and maybe let the phone answer. `on` delays it to that time."""
         state = self.phone(phone)
@@ -365,7 +377,7 @@ class SimulatedSL:
         if not on:
             self._reaches_phone(state, text)
         if self.follow_ups and at is not None:
-            self.spawn(self._transmit(state.phone, text if on else "", ids, delay))
+            self.spawn(self._transmit(state.phone, text if on else "", ids, delay, tag))
         elif not on:
             for message_id in ids:
                 self.messages[message_id].sent = True
@@ -376,7 +388,8 @@ class SimulatedSL:
         state.received.append(text)
         del state.received[:-50]
 
-    async def _transmit(self, phone: str, scheduled_text: str, ids: list[int], delay: float) -> None:
+    async def _transmit(self, phone: str, scheduled_text: str, ids: list[int], delay: float,
+                        tag: str = "") -> None:
         """4 queued, then 1 delivered (or sometimes 2 failed) with final set; then the phone may
         answer. `final` goes as 0/1, the spelling real clients rely on (NOTES.md)."""
         if delay:
@@ -409,4 +422,5 @@ class SimulatedSL:
         if self.random.random() < self.reply_chance:
             await asyncio.sleep(self.reply_delay * (0.5 + self.random.random()))
             if not state.blacklisted:
-                await self.incoming(phone, self.random.choice(FOLLOW_UPS))
+                thread = tag if tag in state.threads else ""
+                await self.incoming(phone, self.random.choice(FOLLOW_UPS), tag=thread)
