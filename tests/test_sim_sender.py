@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
@@ -14,11 +15,13 @@ from aiohttp import web
 from data.phones import normalise_phone
 from server.contract import CallbackType, parse_bool, parse_callback
 from server.runner import free_port
+from server.dates import parse_sl_date
 from server.segments import count_segments
 from server.simulator.judge import judge_response
 from server.simulator.numbers import phone_key
 from server.simulator.parts import numbered_parts
 from server.simulator.sl import SimulatedSL
+from server.simulator.stamps import sent_at_stamp
 from server.simulator.texters import Crowd, make_texters
 
 from .test_sim_helpers import TinyGateway, assert_well_formed, serve
@@ -59,6 +62,15 @@ async def test_a_crowd_sends_every_callback_type_well_formed(aiohttp_server):
     assert any(parse_bool(f.get("auto_responded", "")) for f in incoming)
     assert gateway.of_type("session_closed")
     assert not sl.violations
+
+
+def test_sent_at_comes_in_every_shape_and_each_reads_back_as_the_moment_sent():
+    now = datetime(2026, 11, 27, 22, 5, 9, tzinfo=timezone.utc)
+    rng = random.Random(5)
+    stamps = {sent_at_stamp(rng, now) for _ in range(300)}
+    assert stamps == {"2026-11-27T22:05:09Z", "11-27-2026 10:05:09 PM", "Fri, 27 Nov 2026 22:05:09 +0000",
+                      "1795817109", "Fri Nov 27 17:05:09 -0500 2026"}
+    assert {parse_sl_date(stamp, now=now) for stamp in stamps} == {now.isoformat()}
 
 
 async def test_texters_are_reproducible_from_the_seed():

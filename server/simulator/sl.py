@@ -16,7 +16,7 @@ import asyncio
 import random
 import time
 from collections import OrderedDict, defaultdict, deque
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Coroutine
 
 import aiohttp
@@ -28,6 +28,7 @@ from .numbers import phone_key, written_form
 from .parts import numbered_parts
 from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
 from .records import Exchange, PhoneState, SentMessage
+from .stamps import sent_at_stamp
 from .wire import failure_reason, post_form
 
 __all__ = ["Exchange", "PhoneState", "SentMessage", "SimulatedSL", "numbered_parts", "phone_key"]
@@ -158,16 +159,6 @@ class SimulatedSL:
     def violations(self) -> list[Exchange]:
         return [exchange for exchange in self.exchanges if not exchange.verdict.ok]
 
-    def _now_stamp(self) -> str:
-        """`sent_at` in one of the documented date shapes (README.md), mostly ISO 8601 UTC."""
-        now = datetime.now(timezone.utc)
-        roll = self.random.random()
-        if roll < 0.7:
-            return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if roll < 0.85:
-            return now.strftime("%m-%d-%Y %I:%M:%S %p")
-        return now.strftime("%a, %d %b %Y %H:%M:%S +0000")
-
     # -- callbacks to the gateway ------------------------------------------------------
 
     async def post(self, fields: dict[str, str]) -> Exchange:
@@ -269,7 +260,7 @@ class SimulatedSL:
             "type": "incoming_message",
             "phone_number": self.written(state.phone),
             "body": text,
-            "sent_at": self._now_stamp(),
+            "sent_at": sent_at_stamp(self.random),
         }
         if tag:
             fields["tag"] = tag
