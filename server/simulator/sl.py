@@ -1,11 +1,12 @@
 """The simulated Service Layer's state and its side of the callback exchange.
 
 It keeps the session table, subscriptions, the blacklist and every message it sends to
-a virtual phone (with ids and delivery states); it posts callbacks to a gateway as
-form-encoded POSTs, reads each response as the SL would (see judge.py) and applies the
-effects: a reply is delivered (and later reported), close_session ends the session (and
-the app hears `session_closed`, as for a session closed "for any reason"), reprocess
-comes back as a new incoming message from the same phone, tags are recorded.
+a virtual phone (with ids and delivery states), per texter whichever way the number is
+written; it posts callbacks to a gateway as form-encoded POSTs (wire.py: no redirects
+followed), reads each response as the SL would (judge.py) and applies the effects: a
+reply is delivered (and later reported), close_session ends the session (and the app
+hears `session_closed`, as for a session closed "for any reason"), reprocess comes back
+as a new incoming message from the same phone, tags are recorded.
 
 Everything runs as tasks in the caller's asyncio loop: no threads, no blocking calls.
 """
