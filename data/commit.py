@@ -74,6 +74,8 @@ class GroupCommit:
         self._backlog = backlog
         self.jobs: deque[Job] = deque()
         self._io_lock = threading.Lock()
+        self._unsynced: list[JournalStorage] = []
+        """Files written but not fsynced when a round ran out of file descriptors."""
         self._writer: _RoundWriter | None = None
         self._round_upto = -1
         """Records the round under way covers; -1: no round under way."""
@@ -104,7 +106,8 @@ class GroupCommit:
     def drain(self) -> None:
         """Write every queued chunk in order, then fsync what was written (any thread)."""
         with self._io_lock:
-            touched: list[JournalStorage] = []
+            touched: list[JournalStorage] = [st for st in self._unsynced if st.fd >= 0]
+            self._unsynced = []
             jobs = self.jobs
             while jobs:
                 storage, offset, data = jobs.popleft()
@@ -131,10 +134,15 @@ class GroupCommit:
             live = self._live()
             if live is not None and live.needs_dir_sync and live not in touched:
                 touched.append(live)
-            for storage in touched:
+            for i, storage in enumerate(touched):
                 try:
                     storage.fsync()
                 except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                        # no fd to open the directory with: nothing is lost, and the next
+                        # round fsyncs these again before anything counts as durable
+                        self._unsynced = touched[i:]
+                        raise
                     self.broken = (
                         f"history store failed to fsync {storage.path.name}: {why(exc)}; "
                         "restart Switchboard"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .models import ContactState
+from .phones import normalise_phone
 
 __all__ = [
     "DELIVERY_CODE",
@@ -39,8 +40,8 @@ _FLAGS = {
 
 
 def phone_key(phone: str) -> str:
-    """The key a phone's contact state and thread are filed under."""
-    return phone
+    """The key a phone's contact state and thread are filed under (the one phone rule)."""
+    return normalise_phone(phone)
 
 
 def concerned_phones(doc: Mapping[str, Any]) -> tuple[str, ...]:

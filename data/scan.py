@@ -1,23 +1,21 @@
-"""Reading the whole history in order: substring search (newest first, with progress) and
-JSON Lines export (oldest first), over a snapshot of the in-memory segments and the closed
-segment files. Nothing here needs the store's lock, so it runs in any thread.
+"""Substring search of the whole history, newest first, with progress, over a snapshot of
+the in-memory segments and the closed segment files. Nothing here needs the store's lock, so it runs in any thread.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, Iterator, Mapping
 
 from .codec import body_of
 from .journal import encode_json
-from .layout import RECORD_PREFIX, SEG_RE, seg_name
+from .layout import RECORD_PREFIX, seg_name
 from .models import ThreadHit
-from .segments import chunks_backward, lines_forward
+from .segments import chunks_backward
 
-__all__ = ["SearchProgress", "export_lines", "export_on_disk", "search_segments"]
+__all__ = ["SearchProgress", "search_segments"]
 
 
 @dataclass(frozen=True)
@@ -27,52 +25,6 @@ class SearchProgress:
     scanned: int
     total: int
     done: bool
-
-
-
-def export_on_disk(data_dir: Path, out: TextIO) -> int:
-    """The history as it is on disk now, oldest first, one JSON object per line, without the
-    lock and without writing anything: `export` while a console or headless holds the
-    directory. Records still in that process's memory are not on disk yet, and a line being
-    written at this moment (no newline yet) is left out. Returns the count."""
-    names = os.listdir(data_dir)
-    count = 0
-    for n in sorted(int(m.group(1)) for name in names if (m := SEG_RE.match(name))):
-        path = Path(data_dir) / seg_name(n)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            continue
-        count += export_lines(path, size, out)
-    return count
-
-
-def export_lines(path: Path, size: int, out: TextIO) -> int:
-    """The documents of a segment file's first `size` bytes, as they are stored."""
-    count = 0
-    for line in lines_forward(path, size):
-        doc_text = _doc_text(line)
-        if doc_text is not None:
-            out.write(doc_text)
-            out.write("\n")
-            count += 1
-    return count
-
-
-def _doc_text(line: str) -> str | None:
-    """The document part of a journal line (`{"t":..,"i":..,"d":DOC}`), without re-encoding."""
-    if line.startswith(RECORD_PREFIX):
-        cut = line.find(',"d":')
-        if cut > 0 and line.endswith("}"):
-            return line[cut + 5 : -1]
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    if isinstance(obj, dict) and isinstance(obj.get("d"), dict):
-        return encode_json(obj["d"])
-    return None
 
 
 

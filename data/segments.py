@@ -16,10 +16,11 @@ from typing import Iterator
 
 from tinydb import TinyDB
 
-from .journal import JournalStorage, JournalTable, encode_json, encode_json_bytes
+from .journal import JournalStorage, encode_json, encode_json_bytes
+from .journal_table import JournalTable
 from .layout import TABLE
 
-__all__ = ["CHUNK", "MemSegment", "SegmentDB", "chunks_backward", "lines_forward", "pread_line"]
+__all__ = ["CHUNK", "MemSegment", "SegmentDB", "chunks_backward", "pread_line"]
 
 
 _NEW_TABLE_LINE = f'{{"t":{encode_json(TABLE)},"new":1}}\n'.encode()
@@ -133,22 +134,6 @@ def pread_line(fd: int, off: int) -> bytes:
 
 
 CHUNK = 1 << 20
-
-
-def lines_forward(path: Path, size: int) -> Iterator[str]:
-    with open(path, "rb") as fh:
-        left = size
-        carry = b""
-        while left > 0:
-            data = fh.read(min(CHUNK, left))
-            if not data:
-                break
-            left -= len(data)
-            data = carry + data
-            cut = data.rfind(b"\n") + 1
-            carry = data[cut:]
-            for raw in data[:cut].split(b"\n")[:-1]:
-                yield raw.decode("utf-8", "replace")
 
 
 def chunks_backward(path: Path, size: int) -> Iterator[str]:

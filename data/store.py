@@ -47,27 +47,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
-import fcntl
 import gc
-import heapq
-import json
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Callable
 
-from .codec import CODECS, callback_doc, thread_entry
+from .catalog import CATALOG_NAME, Catalog, SegmentFiling
+from .codec import CODECS, callback_doc
 from .commit import FLUSH_SOON, BackgroundChain, GroupCommit
-from .journal import JournalStorage, encode_json, load_journal, write_durably
-from .layout import IDX_RE, LOC_SHIFT, OFF_MASK, SEG_RE, TABLE, StoreError, StoreInUse, seg_name, why
 from .indexes import HistoryIndex
-from .models import CallbackRecord, ContactState, OutboundRecord, ResponseRecord, ThreadEntry
-from .projection import phone_key
-from .scan import SearchProgress, export_lines, export_on_disk, search_segments
-from .segments import Existing, MemSegment, SegmentDB, pread_line
-from .sidecar import FULL_EVERY, CatalogCache, load_chain, write_catalog
+from .journal import JournalStorage, load_journal, move_aside
+from .layout import IDX_RE, LOC_SHIFT, SEG_RE, TABLE, StoreError, StoreInUse, seg_name, why
+from .models import CallbackRecord, OutboundRecord, ResponseRecord
+from .opening import catalog_problem, lock_dir, probe_space, release_free_memory, settle_gc, to_stderr
+from .reads import HistoryReads
+from .export import export_on_disk
+from .scan import SearchProgress
+from .segments import Existing, MemSegment, SegmentDB
 
 __all__ = [
     "FLUSH_SOON",
@@ -78,10 +77,10 @@ __all__ = [
     "StoreStats",
     "export_on_disk",
     "settle_gc",
-    "write_durably",
 ]
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -93,16 +92,17 @@ class StoreStats:
     segments: int
 
 
-class HistoryStore:
+class HistoryStore(HistoryReads):
     """Every callback, response and outbound record, with per-phone state and threads."""
 
-    def __init__(self, data_dir: Path, *, segment_records: int, lock_fd: int, full_every: int = FULL_EVERY) -> None:
+    def __init__(self, data_dir: Path, *, segment_records: int, lock_fd: int) -> None:
         self.data_dir = data_dir
         self.segment_records = max(1, int(segment_records))
-        self.full_every = max(1, int(full_every))
         self.notices: list[str] = []
         self._lock_fd = lock_fd
-        self._ix = HistoryIndex(self._doc_at)
+        self._catalog: Catalog | None = None
+        self._writer_catalog: Catalog | None = None
+        self._ix: HistoryIndex
         self._mem: dict[int, MemSegment] = {}
         self._live: MemSegment | None = None
         self._read_fds: dict[int, int] = {}
@@ -111,42 +111,48 @@ class HistoryStore:
             live=lambda: self._live.storage if self._live is not None else None,
             backlog=self._backlog,
         )
-        self._sidecars = BackgroundChain()
-        self._catalog_cache = CatalogCache()
-        """Sections of the last sidecar written; only the (chained) sidecar threads use it."""
-        self._catalog_written = 0
-        """Segment of the newest sidecar on disk (a delta needs the one before it)."""
-        self._catalog_broken = False
-        """A sidecar could not be written: the next one is full (set by the sidecar thread)."""
+        self._filings = BackgroundChain()
+        self._unfiled: list[tuple[JournalStorage, SegmentFiling]] = []
+        """Closed segments waiting for the catalog, oldest first (only the filing threads,
+        which run one after another, touch it)."""
+        self._filed_upto = 0
+        """The newest segment a filing thread has committed to the catalog."""
 
     # ---- opening ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: Path, *, segment_records: int = 50_000, full_every: int = FULL_EVERY) -> "HistoryStore":
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        segment_records: int = 50_000,
+        progress: Callable[[str], None] | None = None,
+    ) -> "HistoryStore":
         """Open (creating if missing) the history in `data_dir`. Raises StoreError (one line).
-        `segment_records` and `full_every` (a full sidecar every so many rotations) are
-        for tests; the defaults are what the app uses."""
+        `segment_records` is for tests; the default is what the app uses. `progress` hears
+        how a long index build (an upgrade, a rebuild) is going; default: stderr."""
         data_dir = Path(data_dir)
-        lock_fd = _lock_dir(data_dir)
-        store = cls(data_dir, segment_records=segment_records, lock_fd=lock_fd, full_every=full_every)
-        # Loading creates ~10^6 objects that all survive: the cyclic GC would rescan the
+        lock_fd = lock_dir(data_dir)
+        store = cls(data_dir, segment_records=segment_records, lock_fd=lock_fd)
+        # Loading creates ~10^5 objects that all survive: the cyclic GC would rescan the
         # growing heap again and again (measured: 3.1 s instead of 1.7 s for a full segment).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            store._probe_space()
-            store._load()
+            probe_space(data_dir)
+            store._load(progress or to_stderr)
         except StoreError:
             store._abandon()
             raise
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             store._abandon()
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise StoreError(f"cannot open history in {data_dir}: {why(exc)}{where}") from None
+            reason = why(exc) if isinstance(exc, OSError) else f"index: {exc}"
+            where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+            raise StoreError(f"cannot open history in {data_dir}: {reason}{where}") from None
         finally:
             if gc_was_enabled:
                 gc.enable()
-        _release_free_memory()
+        release_free_memory()
         return store
 
     def _abandon(self) -> None:
@@ -156,55 +162,80 @@ class HistoryStore:
             except OSError:
                 pass
         self._close_read_fds()
+        for catalog in (self._catalog, self._writer_catalog):
+            if catalog is not None:
+                catalog.close()
         os.close(self._lock_fd)
 
-    def _probe_space(self) -> None:
-        """Write and fsync a small file so a full or read-only disk fails at open, not later."""
-        probe = self.data_dir / ".probe"
-        try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, b"\0" * 4096)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                os.unlink(probe)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreError(f"no space left for history in {self.data_dir}") from None
-            raise StoreError(f"cannot write history in {self.data_dir}: {why(exc)}") from None
-
-    def _load(self) -> None:
+    def _load(self, progress: Callable[[str], None]) -> None:
         names = os.listdir(self.data_dir)
         segs = sorted(int(m.group(1)) for n in names if (m := SEG_RE.match(n)))
-        idxs = sorted(int(m.group(1)) for n in names if (m := IDX_RE.match(n)))
         live_no = segs[-1] if segs else 1
         closed = segs[:-1]
-        ix = self._ix
-        base = load_chain(self.data_dir, ix, idxs, closed, self.notices)
-        self._catalog_written = base
-        ix.mark()
-        scanned = False
-        for n in closed:
-            if n <= base:
-                ix.closed.append(n)
-                continue
-            self._scan_closed(n)
-            scanned = True
-        if scanned and closed:
-            self._start_catalog(ix.snapshot(closed[-1], full=True))
+        path = self.data_dir / CATALOG_NAME
+        upgrade = not path.exists() and bool(closed)
+        self._open_catalogs()
+        problem = catalog_problem(self.data_dir, self._ix, closed)
+        if problem:
+            self.notices.append(f"{problem}; rebuilding the index")
+            self._close_catalogs()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            self._open_catalogs()
+        todo = [n for n in closed if n > self._ix.covered]
+        if len(todo) > 1 or upgrade:
+            verb = "upgrading" if upgrade else "indexing"
+            progress(f"{verb} history in {self.data_dir}: {len(todo)} segments")
+        for i, n in enumerate(todo, 1):
+            self._file_closed(n)
+            if len(todo) > 1 and (i % 10 == 0 or i == len(todo)):
+                progress(f"  {i}/{len(todo)} segments indexed")
+        for name in names:
+            if IDX_RE.match(name):  # the previous version's sidecars: the catalog replaces them
+                (self.data_dir / name).unlink(missing_ok=True)
+        self._ix.begin(live_no)
         self._live = self._open_mem_segment(live_no)
 
-    def _scan_closed(self, n: int) -> None:
-        entries, size = load_journal(self.data_dir / seg_name(n), self.notices)
+    def _open_catalogs(self) -> None:
+        """Open the catalog (twice: the loop's reader and the filing threads' writer); one
+        that SQLite cannot read is moved aside and built again."""
+        path = self.data_dir / CATALOG_NAME
+        try:
+            self._catalog = Catalog(path)
+            self._writer_catalog = Catalog(path)
+            self._ix = HistoryIndex(self._catalog, self._doc_at)
+            self._ix.load()
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
+            self._close_catalogs()
+            aside = move_aside(path)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            self.notices.append(f"index {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
+            self._catalog = Catalog(path)
+            self._writer_catalog = Catalog(path)
+            self._ix = HistoryIndex(self._catalog, self._doc_at)
+
+    def _close_catalogs(self) -> None:
+        for catalog in (self._catalog, self._writer_catalog):
+            if catalog is not None:
+                catalog.close()
+        self._catalog = self._writer_catalog = None
+
+    def _file_closed(self, n: int) -> None:
+        """Replay closed segment `n` into the indexes and file it in the catalog."""
+        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True)
         base = n << LOC_SHIFT
         ix = self._ix
-        ix.closed.append(n)
-        ix.sizes[n] = size
+        ix.begin(n)
         for off, obj in entries:
             doc = obj.get("d")
             if doc is not None and obj["t"] == TABLE:
                 ix.add(doc, base | off)
+        del entries
+        filing = ix.close_live(size, n + 1)
+        assert self._writer_catalog is not None
+        self._writer_catalog.file(filing)
+        ix.filed(n)
 
     def _open_mem_segment(self, n: int) -> MemSegment:
         path = self.data_dir / seg_name(n)
@@ -306,179 +337,49 @@ class HistoryStore:
         """Drop the in-memory TinyDB of closed segments whose file is complete."""
         for n in [n for n, ms in self._mem.items() if ms is not self._live and ms.storage.drained]:
             del self._mem[n]
+        self._ix.filed(self._filed_upto)
 
     # ---- rotation and sidecars -----------------------------------------------------------
 
     def _rotate(self) -> None:
         old = self._live
         assert old is not None
-        ix = self._ix
         self._take_live()
         self._commit.jobs.append((old.storage, old.storage.end, None))
-        ix.sizes[old.no] = old.storage.end
-        ix.closed.append(old.no)
         try:
-            self._live = self._open_mem_segment(old.no + 1)
+            new = self._open_mem_segment(old.no + 1)  # a new, empty file: nothing to index
         except OSError as exc:
-            self._live = old
-            ix.closed.pop()
             self._commit.jobs.pop()
             raise self._commit.write_failed(exc) from None
-        # taken once the rotation cannot fail (it resets what the next delta holds), and
-        # before anything is added to the new segment
-        full = ix.last_full is None or self._catalog_broken or old.no - ix.last_full >= self.full_every
-        if full:
-            self._catalog_broken = False
-        self._start_catalog(ix.snapshot(old.no, full=full), wait_for=old.storage)
+        self._ix.filed(self._filed_upto)
+        filing = self._ix.close_live(old.storage.end, new.no)
+        self._live = new
+        self._start_filing(old.storage, filing)
 
-    def _start_catalog(self, snapshot: dict, wait_for: JournalStorage | None = None) -> None:
+    def _start_filing(self, storage: JournalStorage, filing: SegmentFiling) -> None:
+        """File a closed segment in the catalog in the background, once its file is whole.
+        A filing that fails stays queued: the next rotation tries again (and open() files
+        whatever the catalog does not hold)."""
+        queue = self._unfiled
+        catalog = self._writer_catalog
+
         def run() -> None:
-            try:
-                if wait_for is not None and not wait_for.drained:
-                    self._commit.drain()
-                if wait_for is not None and not wait_for.drained:
-                    self._catalog_broken = True
+            queue.append((storage, filing))
+            while queue and catalog is not None:
+                seg_storage, first = queue[0]
+                try:
+                    if not seg_storage.drained:
+                        self._commit.drain()
+                    if not seg_storage.drained:
+                        return
+                    catalog.file(first)
+                except Exception as exc:  # the catalog is derived: the next try or open() redoes it
+                    log.warning("could not index history segment %s: %s", first.no, exc)
                     return
-                if snapshot["kind"] == "delta" and self._catalog_written != snapshot["base"]:
-                    # the one it extends was not written: open() replays from the last good
-                    # one, and the next rotation writes a full sidecar
-                    self._catalog_broken = True
-                    return
-                write_catalog(self.data_dir, snapshot, self._catalog_cache)
-                self._catalog_written = snapshot["segment"]
-            except Exception as exc:  # the sidecar is an optimisation; open() rebuilds it
-                self._catalog_broken = True
-                log.warning("could not write history sidecar for segment %s: %s", snapshot["segment"], exc)
+                queue.pop(0)
+                self._filed_upto = first.no
 
-        self._sidecars.start(run, "history-sidecar")
-
-    # ---- reading -------------------------------------------------------------------------
-
-    def _read_fd(self, seg: int) -> int:
-        fd = self._read_fds.get(seg)
-        if fd is None:
-            fd = self._read_fds[seg] = os.open(self.data_dir / seg_name(seg), os.O_RDONLY | os.O_CLOEXEC)
-        return fd
-
-    def _close_read_fds(self) -> None:
-        for fd in self._read_fds.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._read_fds.clear()
-
-    def _doc_at(self, loc: int) -> dict | None:
-        seg = loc >> LOC_SHIFT
-        off = loc & OFF_MASK
-        ms = self._mem.get(seg)
-        if ms is not None:
-            return ms.doc_at(off)
-        try:
-            line = pread_line(self._read_fd(seg), off)
-            return json.loads(line)["d"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            note = f"could not read a record in {seg_name(seg)} at offset {off}: {exc}"
-            if note not in self.notices:
-                self.notices.append(note)
-            return None
-
-    def contact(self, phone: str) -> ContactState | None:
-        return self._ix.contacts.get(phone_key(phone))
-
-    def contacts(self, limit: int = 500) -> list[ContactState]:
-        """Most recently seen first."""
-        return heapq.nlargest(limit, self._ix.contacts.values(), key=lambda c: c.last_seen)
-
-    def thread(self, phone: str, limit: int = 500) -> list[ThreadEntry]:
-        """The last `limit` entries of a phone's conversation, oldest first."""
-        locs = self._ix.phone_locs.get(phone_key(phone))
-        if not locs or limit <= 0:
-            return []
-        delivery = self._ix.msg_state.get
-        out: list[ThreadEntry] = []
-        for loc in locs[-limit:]:
-            doc = self._doc_at(loc)
-            if doc is not None:
-                out.append(thread_entry(doc, lambda mid: delivery(mid, 0)))
-        return out
-
-    def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
-        """The newest `limit` callbacks, oldest first."""
-        out = []
-        codec = CODECS["callback"]
-        ix = self._ix
-        for seq in ix.cb_seqs[-limit:] if limit > 0 else ():
-            doc = self._doc_at(ix.seq_loc[seq])
-            if doc is not None:
-                out.append(codec.from_doc(doc))
-        return out
-
-    def _record_by_seq(self, seq: int, kind: str) -> Any:
-        seq_loc = self._ix.seq_loc
-        if 0 < seq < len(seq_loc) and seq_loc[seq] >= 0:
-            doc = self._doc_at(seq_loc[seq])
-            if doc is not None and doc.get("kind") == kind:
-                return CODECS[kind].from_doc(doc)
-        return None
-
-    def callback(self, seq: int) -> CallbackRecord | None:
-        return self._record_by_seq(seq, "callback")
-
-    def outbound(self, seq: int) -> OutboundRecord | None:
-        """The outbound record with this seq (an addition to the agreed API)."""
-        return self._record_by_seq(seq, "outbound")
-
-    def response_for(self, callback_seq: int) -> ResponseRecord | None:
-        resp_loc = self._ix.resp_loc
-        if 0 < callback_seq < len(resp_loc) and resp_loc[callback_seq] >= 0:
-            doc = self._doc_at(resp_loc[callback_seq])
-            if doc is not None:
-                return CODECS["response"].from_doc(doc)
-        return None
-
-    def stats(self) -> StoreStats:
-        ix = self._ix
-        c, r, o = ix.counts
-        return StoreStats(callbacks=c, responses=r, outbound=o, phones=len(ix.contacts), segments=len(ix.closed) + 1)
-
-    def _segments_snapshot(self) -> list[tuple[int, list[dict] | None, int]]:
-        """(segment, documents if in memory else None, file size), oldest first; thread-safe."""
-        mem = dict(self._mem)  # copy first: a segment leaves _mem only after it is in closed
-        closed = list(self._ix.closed)
-        sizes = dict(self._ix.sizes)
-        out = []
-        for n in sorted(set(closed) | set(mem)):
-            ms = mem.get(n)
-            if ms is not None:
-                out.append((n, ms.snapshot_docs(), 0))
-            else:
-                out.append((n, None, sizes.get(n, 0)))
-        return out
-
-    def search(self, text: str, *, batch: int = 20_000, limit: int = 5_000) -> Iterator[SearchProgress]:
-        """Case-insensitive substring search over message bodies, replies and phone numbers.
-
-        Newest first. Each `SearchProgress` carries the hits found since the previous one;
-        the last one has `done=True`. Stops after `limit` hits. The snapshot of the live
-        segment is taken here, so iterate from any thread.
-        """
-        segments = self._segments_snapshot()
-        total = sum(self._ix.counts)
-        return search_segments(self.data_dir, segments, text.lower(), max(1, batch), limit, total)
-
-    def export_jsonl(self, out: TextIO) -> int:
-        """Write the whole history, oldest first, one JSON object per line; returns the count."""
-        count = 0
-        for n, docs, size in self._segments_snapshot():
-            if docs is not None:
-                for doc in docs:
-                    out.write(encode_json(doc))
-                    out.write("\n")
-                    count += 1
-                continue
-            count += export_lines(self.data_dir / seg_name(n), size, out)
-        return count
+        self._filings.start(run, "history-index")
 
     def _trim_live(self) -> None:
         """Give back the live segment's reserved space (a tidy file; the loader would cut the
@@ -491,6 +392,11 @@ class HistoryStore:
             except OSError:
                 pass
 
+    def stats(self) -> StoreStats:
+        ix = self._ix
+        c, r, o = ix.counts
+        return StoreStats(callbacks=c, responses=r, outbound=o, phones=len(ix.contacts), segments=len(ix.closed) + 1)
+
     def close(self) -> None:
         """Write + fsync everything and close the files. Safe to call twice."""
         if self._commit.closed:
@@ -501,8 +407,9 @@ class HistoryStore:
                 self._trim_live()
         finally:
             self._commit.closed = True
-            self._sidecars.join()
+            self._filings.join()
             self._commit.stop()
+            self._close_catalogs()
             for ms in self._mem.values():
                 if ms.storage.fd >= 0:
                     os.close(ms.storage.fd)
@@ -510,53 +417,4 @@ class HistoryStore:
             self._close_read_fds()
             os.close(self._lock_fd)
 
-
-def _lock_dir(data_dir: Path) -> int:
-    """Create (if missing) and lock the history directory; returns the lock's fd."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise StoreError(f"history path {data_dir} exists and is not a directory") from None
-    except OSError as exc:
-        raise StoreError(f"cannot create history directory {data_dir}: {why(exc)}") from None
-    if not data_dir.is_dir():
-        raise StoreError(f"history path {data_dir} is not a directory")
-    if not os.access(data_dir, os.R_OK | os.X_OK):
-        raise StoreError(f"history directory {data_dir} is not readable")
-    if not os.access(data_dir, os.W_OK):
-        raise StoreError(f"history directory {data_dir} is not writable")
-    try:
-        lock_fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot use history directory {data_dir}: {why(exc)}") from None
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(lock_fd)
-        raise StoreInUse(f"history directory {data_dir} is in use by another Switchboard") from None
-    return lock_fd
-
-
-def settle_gc() -> None:
-    """Call once the store is open, in a long-running process (the console, headless).
-
-    Every stored document stays in memory until its segment rotates: one GC-tracked dict
-    per record (its nested dicts make it so). With the default thresholds, ingest ran about
-    1,300 young and a dozen full collections per 70k requests (580 ms in all, full ones up
-    to 96 ms: the p99 stalls). Freezing what exists now (the modules and the opened history)
-    takes it out of every later collection, and a higher young threshold makes collections
-    rare while each stays small: measured 55 ms in all, the longest about 20 ms.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
-def _release_free_memory() -> None:
-    """Hand the parse buffers freed after open back to the OS (glibc keeps them otherwise)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
