@@ -100,22 +100,30 @@ def _close_store(store) -> bool:
 
 
 def export_main(argv: list[str]) -> int:
+    """Exit 0: every record exported; 1: exported, but records were lost or damaged (each
+    notice says which); 2: nothing could be exported."""
     from data.store import HistoryStore, StoreError, StoreInUse, export_on_disk
 
     args = build_export_parser().parse_args(argv)
     data_dir = _data_dir(args.data_dir)
     store = None
+    notices: list[str] = []
     try:
         store = HistoryStore.open(data_dir)
+        notices = store.notices
         write = store.export_jsonl
     except StoreInUse:
         # A running console or headless holds it: read what is on disk, write nothing.
         print("switchboard: the history is in use by a running Switchboard; exporting what is on "
               "disk now", file=sys.stderr)
-        write = partial(export_on_disk, data_dir)
+        write = partial(export_on_disk, data_dir, notices=notices)
     except StoreError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 2
+        if not _segments_readable(data_dir):
+            print(f"switchboard: {exc}", file=sys.stderr)
+            return 2
+        # a read-only directory or a full disk: the files are still there to read
+        print(f"switchboard: {exc}; exporting what is on disk", file=sys.stderr)
+        write = partial(export_on_disk, data_dir, notices=notices)
     try:
         if args.out is None:
             count = write(sys.stdout)
@@ -129,8 +137,24 @@ def export_main(argv: list[str]) -> int:
     finally:
         if store is not None:
             store.close()
+    for notice in notices:
+        print(f"switchboard: {_printable(notice)}", file=sys.stderr)
     print(f"exported {count} records", file=sys.stderr)
-    return 0
+    return 1 if notices else 0
+
+
+def _segments_readable(data_dir: Path) -> bool:
+    import os
+
+    try:
+        return any(name.startswith("seg-") for name in os.listdir(data_dir))
+    except OSError:
+        return False
+
+
+def _printable(text: str) -> str:
+    """A notice names files and counts, never texters' words; escape anything unprintable."""
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

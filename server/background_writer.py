@@ -27,8 +27,13 @@ class BackgroundWriter:
     bytes go out from a thread of their own. A stream without a file descriptor (a
     StringIO in tests) is written directly: it cannot block."""
 
-    def __init__(self, stream: TextIO, *, max_chunks: int = MAX_CHUNKS) -> None:
+    DROPPED = ("switchboard headless: {n} lines not shown (the output was not read fast enough); "
+               "the history has every callback\n")
+    """The line that reports dropped lines once the reader takes text again."""
+
+    def __init__(self, stream: TextIO, *, max_chunks: int = MAX_CHUNKS, dropped: str = "") -> None:
         self._stream = stream
+        self._dropped = dropped or self.DROPPED
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         self._queue: queue.Queue[bytes | None] = queue.Queue(max_chunks)
         self._pending: list[str] = []
@@ -61,10 +66,7 @@ class BackgroundWriter:
             self._stream.write(text)
             self._stream.flush()
             return
-        notice = ""
-        if self.dropped_lines:
-            notice = (f"switchboard headless: {self.dropped_lines} lines not shown (the output was not "
-                      "read fast enough); the history has every callback\n")
+        notice = self._dropped.format(n=self.dropped_lines) if self.dropped_lines else ""
         try:
             self._queue.put_nowait((notice + text).encode(self._encoding, "replace"))
         except queue.Full:

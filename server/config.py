@@ -21,15 +21,24 @@ class AppKey:
             key, name = text, ""
         key = key.strip()
         if not key:
-            raise ValueError(f"--api-key {text!r}: the key is empty")
-        return cls(name=name.strip() or f"app …{key[-4:]}", key=key)
+            raise ValueError("--api-key: the key is empty")
+        name = name.strip()
+        if not name or key in name:  # a name that spells the key would show it
+            name = f"app {mask_key(key)}"
+        return cls(name=name, key=key)
+
+
+SHOWN_CHARACTERS = 4
+"""A key longer than SHORT_KEY is shown by its last four characters; a shorter one not at all."""
+SHORT_KEY = 8
 
 
 def mask_key(key: str) -> str:
-    """A key as it may be shown: never in full."""
-    if len(key) <= 4:
-        return "…" + "•" * len(key)
-    return "…" + key[-4:]
+    """A key as it may be shown: `…` and its last four characters, or `••••` for a key of
+    eight characters or fewer (four of eight would be half of it)."""
+    if len(key) <= SHORT_KEY:
+        return "••••"
+    return "…" + key[-SHOWN_CHARACTERS:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,8 @@ class GatewayConfig:
     max_fields: int = 1000
     max_pending: int = 5000
     """Held exchanges beyond this many are answered with the fallback at once."""
+    head_timeout: float = 5.0
+    """Seconds a client has to send a request's line and headers (server/connection.py)."""
 
     def app_name(self, api_key: str | None) -> str | None:
         """The display name for a key, '' when no keys are configured, None when refused."""

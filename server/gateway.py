@@ -48,6 +48,7 @@ from .contract import (
     fallback_decision,
     parse_callback,
 )
+from .descriptors import AcceptGate
 from .forms import FormError, read_fields
 from .prebuilt import AnswerBytes, PrebuiltResponse, prebuilt_ok
 
@@ -67,6 +68,12 @@ class GatewayStats:
     rejected: int = 0
     forbidden: int = 0
     started_at: float = field(default_factory=time.time)
+    fd_limit: int = 0
+    """The open-files limit in force (raised to the hard limit at start); 0 before start."""
+    max_pending_allowed: int = 0
+    """About how many held requests (one descriptor each) that limit allows: a
+    `--max-pending` above it means new connections wait in the kernel's queue once it is
+    reached. 0 before start."""
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -93,12 +100,17 @@ class CallbackEndpoint:
         self.stats = stats
         self.answers = AnswerBytes()
 
-    def reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
-        """Count it, tell the console (RequestRejected), answer `status` with a one-line reason."""
+    def refused(self, peer: str, status: int, reason: str, seq: int = 0) -> None:
+        """Count a refusal and tell the console (RequestRejected): every refusal, those of
+        requests aiohttp's parser could not read (server/connection.py) included."""
         self.stats.rejected += 1
         if status == 403:
             self.stats.forbidden += 1
         self.broker.publish(RequestRejected(status, reason, peer, seq))
+
+    def reject(self, peer: str, status: int, reason: str, seq: int = 0) -> web.Response:
+        """Count it, tell the console, answer `status` with a one-line reason."""
+        self.refused(peer, status, reason, seq)
         return web.Response(status=status, text=reason + "\n")
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse | PrebuiltResponse:
@@ -111,7 +123,7 @@ class CallbackEndpoint:
             try:
                 body = await _read_body(request, config.max_body)
             except BodyRefused as exc:
-                return _closing(self.reject(peer, exc.status, exc.reason))
+                return _closing(request, self.reject(peer, exc.status, exc.reason))
             try:
                 fields, notes = read_fields(
                     # raw: yarl's `query_string` is already percent-decoded (é, %2B -> +, %25 -> %)
@@ -271,9 +283,15 @@ class BodyRefused(Exception):
 async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The body; BodyRefused (413) when it is larger than `limit` bytes (each request's
     client_max_size is `limit`, so aiohttp stops reading as soon as it is exceeded), 417
-    for an `Expect` other than 100-continue, 400 for a body that does not decode."""
+    for an `Expect` other than 100-continue, 400 for a body that does not decode.
+    `Expect: 100-continue` is answered before reading a body the client is holding back
+    (curl does this for bodies over 1 KB)."""
     try:
         content = request.content
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() != "100-continue":
+            # whether or not the body came in the same packet
+            raise BodyRefused(417, f"unknown Expect: {expect[:60]!r}")
         if content.is_eof():
             # The whole body is already buffered (the usual small callback): take it as is,
             # without read()'s loop and copies. Decompression may have grown it: checked below.
@@ -281,7 +299,8 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
         else:
             if request.content_length is not None and request.content_length > limit:
                 raise _too_large(limit)  # before asking for it (100-continue)
-            await _continue(request)
+            if expect is not None and request.version == HttpVersion11:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
@@ -299,10 +318,14 @@ def _too_large(limit: int) -> BodyRefused:
     return BodyRefused(413, f"body larger than {limit} bytes")
 
 
-def _closing(response: web.Response) -> web.Response:
-    """Send `Connection: close` when the body was not (or could not be) read: aiohttp drops
-    such a connection after answering, and a client that reused it would see a disconnect."""
+def _closing(request: web.BaseRequest, response: web.Response) -> web.Response:
+    """Send `Connection: close` when the body was not (or could not be) read, and read no
+    more of it: the rest is dropped unparsed (a compressed body is not inflated past the
+    cap) and the connection closes once the refusal is out."""
     response.force_close()
+    stop = getattr(request.protocol, "stop_reading", None)
+    if stop is not None:
+        stop()
     return response
 
 
@@ -350,17 +373,6 @@ def _unexpected(request: web.BaseRequest, exc: Exception) -> web.Response:
     )
 
 
-async def _continue(request: web.BaseRequest) -> None:
-    """Answer `Expect: 100-continue` before reading a body the client is holding back (curl
-    does this for bodies over 1 KB); any other expectation is refused with a 417."""
-    expect = request.headers.get("Expect")
-    if expect is None or request.version != HttpVersion11:
-        return
-    if expect.lower() != "100-continue":
-        raise BodyRefused(417, f"unknown Expect: {expect[:60]!r}")
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-
 class Gateway:
     """The gateway's request handler: routes by path, counts, and answers held requests
     at shutdown. Served by `GatewayRunner` (server/runner.py)."""
@@ -373,6 +385,8 @@ class Gateway:
         self._callbacks = self._endpoint.handle
         self._health = never_500(self._handle_health)
         self._path = config.path
+        self.gate: AcceptGate | None = None
+        """Pauses accepting when descriptors run low; set once listening (server/runner.py)."""
 
     def __call__(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse | PrebuiltResponse]:
         # A plain function returning the route's coroutine: no frame of its own for the
@@ -399,14 +413,26 @@ class Gateway:
         return response
 
     async def _handle_health(self, request: web.BaseRequest) -> web.Response:
+        gate = self.gate
         return web.json_response(
             {
                 "status": "ok",
                 "pending": self.broker.pending_count,
                 "totals": self.stats.as_dict(),
                 "uptime_s": round(time.time() - self.stats.started_at, 1),
+                "max_pending": self.config.max_pending,
+                "max_pending_allowed": self.stats.max_pending_allowed,
+                "descriptors": {
+                    "limit": self.stats.fd_limit,
+                    "accepting": not (gate is not None and gate.paused),
+                    "accept_pauses": gate.pauses if gate is not None else 0,
+                },
             }
         )
+
+    def refused(self, peer: str, status: int, reason: str) -> None:
+        """Count and show a refusal made outside the handler (server/connection.py)."""
+        self._endpoint.refused(peer, status, reason)
 
     def request_factory(self) -> Callable[..., web.BaseRequest]:
         """Requests that stop reading at `config.max_body` (the application's

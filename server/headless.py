@@ -24,6 +24,7 @@ from .broker import (
 )
 from .config import Config
 from .contract import fallback_decision
+from .error_output import ErrorOutput
 from .quit_signals import QuitSignals
 from .runner import GatewayServer
 from .sanitize import neutralise_line, truncate
@@ -161,6 +162,16 @@ class LinePrinter:
 
 
 async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.stdout) -> int:
+    # stderr and log records through a writer that cannot block the loop (server/error_output.py)
+    errors = ErrorOutput().install()
+    try:
+        return await _serve(config, store, out)
+    finally:
+        errors.uninstall()
+        await asyncio.to_thread(errors.close)
+
+
+async def _serve(config: Config, store: HistoryStore, out: TextIO) -> int:
     # What the store repaired while opening (a torn write cut off, a corrupt segment moved
     # aside): the console shows these; with no console they would go unseen.
     for notice in store.notices:

@@ -66,15 +66,31 @@ class PrebuiltResponse:
         """Everything went out in `prepare`."""
 
 
-def head(status: int, content_type: str, length: int, date: bytes) -> bytes:
+class ClosingResponse(PrebuiltResponse):
+    """Ready-made bytes that end the connection (`Connection: close` is in them): the
+    gateway's refusals of requests it could not read (server/connection.py)."""
+
+    __slots__ = ()
+
+    keep_alive = False
+
+
+def head(status: int, content_type: str, length: int, date: bytes, close: bool = False) -> bytes:
     """The status line and headers of an answer (`content_type` is the gateway's own
     constant, never a peer's text: it is checked for line breaks all the same)."""
     if "\r" in content_type or "\n" in content_type:
         raise ValueError("line break in a content type")
     reason = HTTPStatus(status).phrase
-    return b"HTTP/1.1 %d %s\r\nContent-Type: %s; charset=utf-8\r\nContent-Length: %d\r\nDate: %s\r\nServer: %s\r\n\r\n" % (
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s; charset=utf-8\r\nContent-Length: %d\r\nDate: %s\r\nServer: %s\r\n%s\r\n" % (
         status, reason.encode("ascii"), content_type.encode("ascii"), length, date, _SERVER,
+        b"Connection: close\r\n" if close else b"",
     )
+
+
+def refusal_bytes(status: int, reason: str) -> bytes:
+    """A one-line refusal that closes the connection (`reason` is the gateway's own text)."""
+    body = (reason + "\n").encode("utf-8")
+    return head(status, "text/plain", len(body), formatdate(usegmt=True).encode("ascii"), close=True) + body
 
 
 class AnswerBytes:

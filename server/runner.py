@@ -3,6 +3,7 @@ headless mode's): a `GatewayRunner` (aiohttp's low-level server) plus a `TCPSite
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -14,6 +15,8 @@ from data.store import HistoryStore, StoreError
 
 from .broker import Broker
 from .config import GatewayConfig
+from .connection import GatewayHTTPServer
+from .descriptors import AcceptGate, raise_open_files_limit
 from .gateway import Gateway, GatewayStats
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,10 @@ class GatewayRunner(web.ServerRunner):
     def __init__(self, gateway: Gateway) -> None:
         """Call inside the running loop (aiohttp's Server takes it from there)."""
         super().__init__(
-            web.Server(
+            GatewayHTTPServer(
                 gateway,
+                refuse=gateway.refused,
+                head_timeout=gateway.config.head_timeout,
                 request_factory=gateway.request_factory(),
                 # A client that hangs up cancels its handler at once: "caller gone".
                 handler_cancellation=True,
@@ -87,12 +92,14 @@ class GatewayServer:
 
     async def start(self) -> str:
         """Bind and serve; returns the Gateway URL. Raises OSError with a clear message."""
+        limit = raise_open_files_limit()
         runner = GatewayRunner(self.gateway)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port, backlog=ACCEPT_BATCH, reuse_address=True)
         try:
             await site.start()
             _deepen_backlog(site)
+            self._watch_descriptors(runner, site, limit)
         except OSError as exc:
             await runner.cleanup()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -111,9 +118,27 @@ class GatewayServer:
         log.info("gateway listening on %s", self.config.url)
         return self.config.url
 
+    def _watch_descriptors(self, runner: GatewayRunner, site: web.TCPSite, limit: int) -> None:
+        """Pause accepting before descriptors run out (server/descriptors.py), and say in the
+        stats how many held requests the limit allows."""
+        server = runner.server
+        listening = getattr(getattr(site, "_server", None), "sockets", None) or ()
+        gate = AcceptGate(asyncio.get_running_loop(), listening, limit)
+        if isinstance(server, GatewayHTTPServer):
+            server.gate = gate
+        self.gateway.gate = gate
+        self.stats.fd_limit = limit
+        self.stats.max_pending_allowed = gate.max_connections
+        if self.stats.max_pending_allowed < self.config.max_pending:
+            log.warning("the open-files limit (%d) allows about %d held callbacks, fewer than --max-pending "
+                        "%d: past that, new connections wait until some are answered",
+                        limit, self.stats.max_pending_allowed, self.config.max_pending)
+
     async def stop(self) -> None:
         """Answer every held request with the fallback, close the sockets, sync the store."""
         runner, self._runner = self._runner, None
+        if self.gateway.gate is not None:
+            self.gateway.gate.close()
         if runner is not None:
             await runner.cleanup()
         try:

@@ -1,5 +1,9 @@
 """A client for the SL's HTTP API (messaging.md, sessions.md), as the console uses it.
-It never raises for network or HTTP errors: each call returns the reason instead."""
+It never raises for network or HTTP errors: each call returns the reason instead.
+
+Phone numbers go to the SL exactly as the operator wrote them (the SL reads every form);
+a result names the texter it belongs to by `data.phones.normalise_phone`, the key the
+history files it under."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import json
 from dataclasses import dataclass
 
 import aiohttp
+
+from data.phones import normalise_phone
 
 NEGATIVE_IDS = {
     "-1": "invalid phone number",
@@ -42,6 +48,8 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 class SendResult:
     message_ids: tuple[str, ...] = ()
     error: str = ""
+    phone: str = ""
+    """The texter the message is filed under: `normalise_phone` of the number given."""
 
 
 class SLClient:
@@ -79,18 +87,20 @@ class SLClient:
             return None, f"{method}: the SL answered something that is not JSON"
 
     async def send_message(self, phone: str, body: str, *, action_expected: bool = False) -> SendResult:
+        """Send `body` to `phone` (as written); the result is filed under the normalised phone."""
         params = {"phone_number": phone, "body": body}
         if action_expected:
             params["action_expected"] = "true"
+        texter = normalise_phone(phone)
         data, error = await self._call("send_message", params)
         if error:
-            return SendResult(error=error)
+            return SendResult(error=error, phone=texter)
         raw = data.get("message_ids", "") if isinstance(data, dict) else ""
         ids = tuple(part.strip() for part in str(raw).split(",") if part.strip())
         refused = [f"{mid}: {NEGATIVE_IDS.get(mid, 'refused')}" for mid in ids if mid.startswith("-")]
         if not ids:
-            return SendResult(error="send_message: the SL returned no message ids")
-        return SendResult(message_ids=ids, error="; ".join(refused))
+            return SendResult(error="send_message: the SL returned no message ids", phone=texter)
+        return SendResult(message_ids=ids, error="; ".join(refused), phone=texter)
 
     async def close_sessions(self, phones: list[str]) -> str:
         """'' on success, else a one-line error."""

@@ -280,3 +280,22 @@ async def test_an_unknown_expectation_is_417(gateway_server, store):
     # refused like every other request the gateway turns away: counted, and the console hears
     assert [(event.status, event.reason) for event in heard] == [(417, "unknown Expect: 'teapot'")]
     assert server.gateway.stats.rejected == 1
+
+
+@pytest.mark.parametrize("given,shown", [
+    ("demo", "app ••••"), ("12345678", "app ••••"), ("sk-live-123456789", "app …6789"),
+    ("shop=sk-live-123456789", "shop"), ("demo=demo", "app ••••"), ("x-demo-x=demo", "app ••••"),
+])
+def test_an_app_named_after_its_key_shows_at_most_the_last_four_characters(given, shown):
+    """`--api-key demo` used to show the whole key in the status bar (named 'app …demo')."""
+    app = AppKey.parse(given)
+    assert app.name == shown
+
+
+async def test_an_unconfigured_gateway_records_keys_masked(make_client, store):
+    """With no --api-key, each callback's app is its key, masked: what the console shows."""
+    client, _ = await make_client(None)
+    for key in ("demo", "sk-live-123456789"):
+        response = await client.post("/", data={"type": "auto_reply_loop", "api_key": key, "phone_number": "5551234567"})
+        assert response.status == 200
+    assert [record.app for record in store.recent_callbacks(2)] == ["••••", "…6789"]

@@ -10,7 +10,8 @@ from tinydb import Query, TinyDB
 from tinydb.operations import add, delete, increment, set as set_field
 from tinydb.storages import MemoryStorage
 
-from data.journal import RESERVE, open_journal_db
+from data.journal import RESERVE
+from data.journal_table import open_journal_db
 
 TABLES = ["_default", "people", "log"]
 

@@ -56,15 +56,34 @@ async def test_a_compliant_gateway_passes_and_count_is_honoured(aiohttp_server):
 async def test_a_contract_breaking_gateway_exits_1(aiohttp_server):
     def breaking(fields):
         if fields["type"] == "incoming_message":
-            return web.json_response({"reply": "wrong key"})
+            return web.json_response({"body": ["wrong", "kind"]})
         return web.Response(text="")
 
     url = await serve(aiohttp_server, TinyGateway(breaking))
     code, out, _ = await simulate("--gateway", url, "--count", "5", "--rate", "200", "--seed", "1",
                                   "--api-key", "k-2")
     assert code == 1
-    assert "VIOLATION: unknown JSON key(s): reply" in out
+    assert "VIOLATION: JSON 'body' is not a string" in out
     assert "with contract violations" in out.splitlines()[-1]
+    assert "violations: JSON 'body' is not a string ×" in out.splitlines()[-1]
+
+
+async def test_warnings_pass_unless_strict(aiohttp_server):
+    def loose(fields):
+        if fields["type"] == "incoming_message":
+            return web.json_response({"body": "x", "free": 1})  # the SL's own modules send `free`
+        return web.Response(text="")
+
+    url = await serve(aiohttp_server, TinyGateway(loose))
+    for strict, expected in (((), 0), (("--strict",), 1)):
+        code, out, err = await simulate("--gateway", url, "--count", "4", "--rate", "200", "--seed", "2", *strict)
+        assert (code, err) == (expected, ""), out
+        lines = out.splitlines()
+        warned = [line for line in lines if "  WARNING: unknown JSON key(s): free" in line]
+        assert warned and all(" ok [reply]  WARNING: " in line for line in warned)
+        assert "VIOLATION" not in out
+        assert f"0 with contract violations, {len(warned)} with warnings only" in lines[-1]
+        assert ("(--strict: warnings fail)" in lines[-1]) == bool(strict)
 
 
 async def test_peer_text_is_neutralised_before_printing(aiohttp_server):

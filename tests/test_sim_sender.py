@@ -7,15 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
 
+from data.phones import normalise_phone
 from server.contract import CallbackType, parse_bool, parse_callback
 from server.runner import free_port
+from server.dates import parse_sl_date
 from server.segments import count_segments
 from server.simulator.judge import judge_response
-from server.simulator.sl import SimulatedSL, numbered_parts, phone_key
+from server.simulator.numbers import phone_key
+from server.simulator.parts import numbered_parts
+from server.simulator.sl import SimulatedSL
+from server.simulator.stamps import sent_at_stamp
 from server.simulator.texters import Crowd, make_texters
 
 from .test_sim_helpers import TinyGateway, assert_well_formed, serve
@@ -43,7 +49,12 @@ async def test_a_crowd_sends_every_callback_type_well_formed(aiohttp_server):
         assert fields["api_key"] == "sim-key"
         assert_well_formed(fields)
     incoming = gateway.of_type("incoming_message")
-    assert all(f["phone_number"].startswith("555") and len(f["phone_number"]) == 10 for f in incoming)
+    texters = {t.phone for t in crowd.texters}
+    assert all(normalise_phone(f["phone_number"]) in texters for f in incoming)
+    # a real SL writes numbers with and without the country code: the app meets every form
+    forms = {f["phone_number"] for f in incoming if normalise_phone(f["phone_number"]) == crowd.texters[0].phone}
+    assert len(forms) >= 2, forms
+    assert {len(f["phone_number"]) for f in incoming} >= {10, 11, 12}
     assert all(f.get("carrier_id") and f.get("carrier_name") for f in incoming)
     spellings = {f[name] for f in incoming for name in ("auto_subscribe", "auto_responded") if name in f}
     assert len(spellings) >= 4  # a mix of documented boolean spellings
@@ -51,6 +62,15 @@ async def test_a_crowd_sends_every_callback_type_well_formed(aiohttp_server):
     assert any(parse_bool(f.get("auto_responded", "")) for f in incoming)
     assert gateway.of_type("session_closed")
     assert not sl.violations
+
+
+def test_sent_at_comes_in_every_shape_and_each_reads_back_as_the_moment_sent():
+    now = datetime(2026, 11, 27, 22, 5, 9, tzinfo=timezone.utc)
+    rng = random.Random(5)
+    stamps = {sent_at_stamp(rng, now) for _ in range(300)}
+    assert stamps == {"2026-11-27T22:05:09Z", "11-27-2026 10:05:09 PM", "Fri, 27 Nov 2026 22:05:09 +0000",
+                      "1795817109", "Fri Nov 27 17:05:09 -0500 2026"}
+    assert {parse_sl_date(stamp, now=now) for stamp in stamps} == {now.isoformat()}
 
 
 async def test_texters_are_reproducible_from_the_seed():
@@ -196,9 +216,11 @@ async def test_a_delivered_message_may_get_an_answer_from_the_phone(aiohttp_serv
 BREAKING = [
     ("incoming_message", 500, "oops", "HTTP 500 instead of 200"),
     ("delivery_report", 404, "", "HTTP 404 instead of 200"),
-    ("incoming_message", 200, '{"body": "hi"', "starts like JSON but is not valid JSON"),
+    ("incoming_message", 303, "", "HTTP 303 instead of 200, Location: /login (the SL does not follow redirects)"),
+    ("delivery_report", 301, "", "HTTP 301 instead of 200, Location: /login"),
+    # declared JSON (see `_answer`): then it must be a JSON object
+    ("incoming_message", 200, '{"body": "hi"', "response is declared JSON but is not valid JSON"),
     ("incoming_message", 200, "[1, 2]", "JSON response is not an object"),
-    ("incoming_message", 200, '{"body": "hi", "reply": "x"}', "unknown JSON key(s): reply"),
     ("incoming_message", 200, '{"close_session": "maybe"}', "'close_session' is not a boolean"),
     ("incoming_message", 200, '{"close_session": 2}', "'close_session' is not a boolean"),
     ("incoming_message", 200, '{"body": 5}', "'body' is not a string"),
@@ -209,9 +231,17 @@ BREAKING = [
 ]
 
 
+def _answer(status: int, body: str) -> web.Response:
+    """The gateway's answer: JSON-looking bodies declared application/json, redirects to /login."""
+    if 300 <= status < 400:
+        return web.Response(status=status, headers={"Location": "/login"})
+    kind = "application/json" if body[:1] in ("{", "[") else "text/plain"
+    return web.Response(status=status, text=body, content_type=kind)
+
+
 @pytest.mark.parametrize(("kind", "status", "body", "reason"), BREAKING)
 async def test_contract_breaking_responses_are_reported(aiohttp_server, kind, status, body, reason):
-    gateway = TinyGateway(lambda f: web.Response(status=status, text=body))
+    gateway = TinyGateway(lambda f: _answer(status, body))
     url = await serve(aiohttp_server, gateway)
     sl = fast_sl(url, follow_ups=False)
     fields = {"type": kind, "phone_number": PHONE, "body": "hi", "sent_at": "2026-11-27T10:00:00Z",
@@ -348,6 +378,7 @@ def test_phone_keys(raw, key):
     assert phone_key(raw) == key
 
 
-def test_violation_reasons_are_one_line():
-    verdict = judge_response("incoming_message", 200, json.dumps({"body": "x", "a\nb": 1}))
+def test_violation_and_warning_reasons_are_one_line():
+    verdict = judge_response("incoming_message", 200, json.dumps({"body": "x", "a\nb": 1, "close_session": "a\nb"}))
     assert verdict.violations and all("\n" not in v for v in verdict.violations)
+    assert verdict.warnings and all("\n" not in w for w in verdict.warnings)

@@ -10,6 +10,7 @@ import json
 import pytest
 from aiohttp import web
 
+from data.phones import normalise_phone
 from server.contract import parse_bool
 from server.simulator.sl import SimulatedSL
 from server.simulator.sl_api import make_sl_api
@@ -223,6 +224,30 @@ async def test_remove_tag(api):
     assert (status, json.loads(text)) == (200, {})
 
 
+async def test_an_answer_to_a_tagged_message_carries_the_thread_tag(api, aiohttp_server):
+    """messaging.md: `tag` is the conversation thread (one DID); the phone's answer comes
+    back with it, in the undocumented `tag` field real client apps read, until remove_tag."""
+    gateway = TinyGateway()
+    sl, client = await api(await serve(aiohttp_server, gateway), reply_chance=1.0, failure_rate=0.0,
+                           delivery_delay=0.1)
+
+    async def answer_to(body: str, *, end_thread: bool = False, **params: str) -> dict[str, str]:
+        before = len(gateway.of_type("incoming_message"))
+        status, _ = await call(client, "send_message", phone_number="+1 (555) 123-0001", body=body, **params)
+        assert status == 200
+        if end_thread:  # before the phone answers (the delivery takes 0.08 s at least)
+            assert (await call(client, "remove_tag", phone_number="15551230001", tag="table-12"))[0] == 200
+        await gateway.wait_for(lambda: len(gateway.of_type("incoming_message")) > before)
+        return gateway.of_type("incoming_message")[-1]
+
+    tagged = await answer_to("Your table is ready", tag="table-12")
+    assert tagged["tag"] == "table-12" and normalise_phone(tagged["phone_number"]) == PHONE
+    assert_well_formed(tagged)
+    assert "tag" not in await answer_to("An untagged note")
+    assert "tag" not in await answer_to("Last call", tag="table-12", end_thread=True)
+    assert sl.phone(PHONE).threads == set()
+
+
 async def test_close_sessions_closes_and_notifies_the_gateway(api, aiohttp_server):
     gateway = TinyGateway()
     sl, client = await api(await serve(aiohttp_server, gateway))
@@ -233,7 +258,8 @@ async def test_close_sessions_closes_and_notifies_the_gateway(api, aiohttp_serve
     assert not sl.phone(PHONE).session_open and not sl.phone("5551230002").session_open
     await gateway.wait_for(lambda: bool(gateway.of_type("session_closed")))
     closed = gateway.of_type("session_closed")
-    assert [f["phone_numbers"] for f in closed] == [f"{PHONE},5551230002,5551239999"]
+    assert [[normalise_phone(p) for p in f["phone_numbers"].split(",")] for f in closed] == [
+        [PHONE, "5551230002", "5551239999"]]
     assert_well_formed(closed[0])
 
 

@@ -40,7 +40,7 @@ async def test_send_message_returns_the_ids(sl_and_client):
 async def test_negative_ids_are_explained(sl_and_client):
     sl, client = sl_and_client
     result = await client.send_message("12345", "hi")
-    assert result == SendResult(message_ids=("-1",), error="-1: invalid phone number")
+    assert result == SendResult(message_ids=("-1",), error="-1: invalid phone number", phone="12345")
     sl.phone(PHONE).blacklisted = True
     result = await client.send_message(PHONE, "hi")
     assert result.message_ids == ("-2",) and result.error.startswith("-2: phone is blacklisted")

@@ -21,7 +21,7 @@ from data import (
     ResponseRecord,
     StoreError,
 )
-from data import store as store_module
+from data import commit as commit_module
 
 T0 = 1_700_000_000.0
 
@@ -148,11 +148,11 @@ def contact_story(store: HistoryStore) -> None:
 def expected_contacts() -> list[ContactState]:
     return [
         ContactState(
-            phone="+15550002", session_open=False, subscribed=False, tags=(), blacklisted=False,
+            phone="15550002", session_open=False, subscribed=False, tags=(), blacklisted=False,
             loop_flagged=True, last_seen=T0 + 10, carrier="Beta", messages_in=1, messages_out=1,
         ),
         ContactState(
-            phone="+15550001", session_open=False, subscribed=True, tags=("vip", "news"),
+            phone="15550001", session_open=False, subscribed=True, tags=("vip", "news"),
             blacklisted=False, loop_flagged=False, last_seen=T0 + 6, carrier="Acme",
             messages_in=2, messages_out=2,
         ),
@@ -247,9 +247,7 @@ def test_rotation_reopen_and_reads_across_segments(data_dir):
             assert (data_dir / name).read_bytes().endswith(b"\n"), name
     names = sorted(os.listdir(data_dir))
     assert "seg-000011.jsonl" in names
-    # a full sidecar for segments 1 and 9, deltas between: each kept until a third full one
-    assert [n for n in names if n.endswith(".idx")] == [f"seg-{n:06d}.idx" for n in range(1, 11)]
-    assert [sidecar_kind(data_dir, n) for n in range(1, 11)] == ["full"] + ["delta"] * 7 + ["full", "delta"]
+    assert "index.sqlite3" in names and not [n for n in names if n.endswith(".idx")]
 
     store = HistoryStore.open(data_dir, segment_records=50)
     assert store.notices == []
@@ -261,66 +259,6 @@ def test_rotation_reopen_and_reads_across_segments(data_dir):
     assert store.response_for(cbs[3].seq).decision == {"reply": "Reply 3"}
     more = fill(store, 30)
     assert store.recent_callbacks(40) == (cbs + more)[-40:]
-    store.close()
-
-
-def sidecar_kind(data_dir, n: int) -> str:
-    return store_module._read_catalog(data_dir / f"seg-{n:06d}.idx")["header"]["kind"]
-
-
-@pytest.mark.parametrize("full_every", [1, 3])
-def test_sidecars_that_reuse_unchanged_sections_reopen_to_the_same_state(data_dir, full_every):
-    """A full sidecar reuses the previous one's thread and contact sections while they have
-    not changed (a flood of delivery reports changes neither); a delta holds only what its
-    segment changed. Segments here: messages, reports only, a session closing (contacts
-    change, threads do not), reports with a reply among them (a thread entry), reports
-    again. All full (1), or a full one every third with deltas between (3)."""
-    store = HistoryStore.open(data_dir, segment_records=4, full_every=full_every)
-    msgs = [store.add_callback(incoming(phone, f"hi {i}", at=T0 + i))
-            for i, phone in enumerate(["+15550001", "+15550002"] * 2)]
-    for n in range(8):
-        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="delivered", final=True))
-    for n in range(4):
-        store.add_callback(event("session_closed", "+15550002", at=T0 + 100 + n))
-    for n in range(8, 15):
-        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="failed", final=True))
-    store.add_response(response(msgs[0], "Reply"))  # a thread entry in a segment that closes
-    for n in range(15, 24):
-        store.add_callback(event("delivery_report", message_id=f"m{n}", status_name="sent", final=False))
-    before = (store.contacts(), store.thread("+15550001"), store.thread("+15550002"))
-    assert store.stats().segments >= 6
-    store.close()
-    if full_every == 1:
-        assert len(list(data_dir.glob("seg-*.idx"))) == 2  # the newest and the one before
-    store = HistoryStore.open(data_dir, segment_records=4, full_every=full_every)
-    assert store.notices == []
-    assert (store.contacts(), store.thread("+15550001"), store.thread("+15550002")) == before
-    assert store.contact("+15550002").session_open is False
-    store.close()
-
-
-def test_missing_or_damaged_sidecar_is_rebuilt(data_dir):
-    store = HistoryStore.open(data_dir, segment_records=40)
-    fill(store, 100)
-    contacts = store.contacts()
-    thread = store.thread("+15550001")
-    store.close()
-    idx = data_dir / "seg-000004.idx"
-    idx.write_bytes(idx.read_bytes()[:100] + b"garbage" + idx.read_bytes()[107:])
-    store = HistoryStore.open(data_dir, segment_records=40)
-    assert any("seg-000004.idx" in n and "damaged" in n for n in store.notices)
-    assert any(n.startswith("seg-000004.idx.corrupt-") for n in os.listdir(data_dir))
-    assert store.contacts() == contacts and store.thread("+15550001") == thread
-    store.close()
-    for name in os.listdir(data_dir):
-        if name.endswith(".idx"):
-            os.unlink(data_dir / name)
-    store = HistoryStore.open(data_dir, segment_records=40)
-    assert store.contacts() == contacts and store.thread("+15550001") == thread
-    store.close()
-    store = HistoryStore.open(data_dir, segment_records=40)  # sidecar written again in background
-    assert store.notices == []
-    assert any(name.endswith(".idx") for name in os.listdir(data_dir))
     store.close()
 
 
@@ -417,14 +355,14 @@ def test_export_is_oldest_first_with_kind(data_dir):
 async def test_group_commit_one_fsync_round_covers_many(data_dir, monkeypatch):
     store = HistoryStore.open(data_dir)
     rounds = 0
-    drain = store._drain
+    drain = store._commit.drain
 
     def counting_drain():
         nonlocal rounds
         rounds += 1
         drain()
 
-    monkeypatch.setattr(store, "_drain", counting_drain)
+    monkeypatch.setattr(store._commit, "drain", counting_drain)
 
     async def client(i: int) -> int:
         seq = 0
@@ -482,7 +420,7 @@ async def test_write_failure_raises_store_error_then_recovers(data_dir, monkeypa
     with pytest.raises(StoreError):
         store.add_callback(incoming("+1", "refused while failing"))
     monkeypatch.setattr(os, "pwrite", real_pwrite)
-    monkeypatch.setattr(store_module, "RETRY_AFTER", 0.0)
+    monkeypatch.setattr(commit_module, "RETRY_AFTER", 0.0)
     store.add_callback(incoming("+1", "after"))
     await store.sync()
     store.close()
@@ -548,221 +486,9 @@ async def test_flush_soon_puts_records_on_disk_without_anyone_waiting(data_dir):
         for n in range(50):  # a crowd: one round for all of them
             store.add_callback(incoming("+1", f"crowd-{n}"))
             store.flush_soon()
-        await asyncio.sleep(store_module.FLUSH_SOON + 0.3)
+        await asyncio.sleep(commit_module.FLUSH_SOON + 0.3)
         assert on_disk("held-one") and on_disk("crowd-49")
     finally:
         store.close()
 
 
-# ---- delta sidecars ------------------------------------------------------------------------
-
-def index_state(store: HistoryStore) -> tuple:
-    """Everything a sidecar chain restores, as plain values (by-seq arrays cut at next_seq:
-    their spare slots are not state)."""
-    n = store._next_seq
-    return (
-        n, list(store._counts), list(store._seq_loc[:n]), list(store._resp_loc[:n]),
-        list(store._cb_seqs), {p: list(a) for p, a in store._phone_locs.items() if len(a)},
-        dict(store._contacts), dict(store._msg_state), set(store._sub_created),
-        {k: v for k, v in store._sizes.items()}, list(store._closed),
-    )
-
-
-def mixed_history(store: HistoryStore, rounds: int, seed: int = 5) -> None:
-    """Texts, answers (some much later, to callbacks in older segments), delivery reports
-    whose message ids come back with other states, sessions closing, subscriptions with
-    tags, outbound sends: what a delta must carry besides appended records."""
-    import random
-
-    rng = random.Random(seed)
-    phones = [f"+1555010{i}" for i in range(6)]
-    held: list[CallbackRecord] = []
-    subs: list[CallbackRecord] = []
-    for i in range(rounds):
-        at = T0 + i
-        roll = rng.random()
-        phone = rng.choice(phones)
-        if roll < 0.25:
-            held.append(store.add_callback(incoming(phone, f"text {i}", at=at)))
-        elif roll < 0.4 and held:
-            cb = held.pop(rng.randrange(len(held)))  # often from an older segment
-            store.add_response(response(cb, f"answer {i}", close_session=rng.random() < 0.3))
-        elif roll < 0.6:
-            status = rng.choice(["sent", "pending", "delivered", "failed"])
-            store.add_callback(dr(f"m{rng.randrange(12)}", status, rng.random() < 0.4))
-        elif roll < 0.67:
-            store.add_callback(event("session_closed", phone, at=at))
-        elif roll < 0.74:
-            subs.append(store.add_callback(event("subscription_created", phone, at=at)))
-        elif roll < 0.8 and subs:
-            store.add_response(response(subs.pop(0), tags=["vip", f"t{i}"]))
-        elif roll < 0.87:
-            store.add_outbound(OutboundRecord(0, at, phone, f"send {i}", (f"m{rng.randrange(12)}",), ""))
-        elif roll < 0.93:
-            store.add_callback(event(rng.choice(["phone_blacklisted", "phone_unblacklisted", "auto_reply_loop"]), phone, at=at))
-        else:
-            store.add_callback(event("subscription_canceled", phone, at=at))
-
-
-def reopened_from_scratch(data_dir) -> tuple:
-    """The state rebuilt from the segments alone (no sidecar): the ground truth."""
-    import shutil
-
-    scratch = data_dir.parent / "scratch"
-    shutil.copytree(data_dir, scratch, ignore=shutil.ignore_patterns("*.idx", "*.tmp", ".lock"))
-    store = HistoryStore.open(scratch, segment_records=7)
-    try:
-        return index_state(store)
-    finally:
-        store.close()
-        shutil.rmtree(scratch)
-
-
-@pytest.mark.parametrize("seed", [5, 6, 7])
-def test_a_chain_of_delta_sidecars_reopens_to_what_the_segments_hold(data_dir, seed):
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    mixed_history(store, 160, seed)
-    live = index_state(store)
-    store.close()
-    closed = store.stats().segments - 1
-    kinds = {int(p.name[4:10]): sidecar_kind(data_dir, int(p.name[4:10])) for p in data_dir.glob("seg-*.idx")}
-    # full at 1, 5, 9, ...; deltas between; kept from the full one before the newest full one
-    last_full = 1 + (closed - 1) // 4 * 4
-    assert kinds == {n: "full" if n % 4 == 1 else "delta" for n in range(last_full - 4, closed + 1)}
-
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    assert store.notices == []
-    assert store._catalog_written == closed  # loaded from the chain, nothing replayed
-    assert index_state(store) == live
-    mixed_history(store, 60, seed + 100)  # and it goes on from there
-    live = index_state(store)
-    store.close()
-    assert live == reopened_from_scratch(data_dir)
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    reopened = index_state(store)
-    store.close()
-    assert reopened == live
-
-
-def test_a_damaged_delta_falls_back_to_the_chain_before_it(data_dir):
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    mixed_history(store, 130)
-    live = index_state(store)
-    store.close()
-    newest = max(int(p.name[4:10]) for p in data_dir.glob("seg-*.idx"))
-    assert sidecar_kind(data_dir, newest) == "delta"
-    middle = data_dir / f"seg-{newest - 1:06d}.idx"
-    data = bytearray(middle.read_bytes())
-    data[-3] ^= 0xFF
-    middle.write_bytes(bytes(data))
-
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    assert any(middle.name in n and "damaged" in n for n in store.notices)
-    assert index_state(store) == live
-    store.close()
-    # the replayed segments got a full sidecar again: the next open needs no rebuild
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    assert store.notices == [] and index_state(store) == live
-    store.close()
-
-
-def test_a_sidecar_that_could_not_be_written_makes_the_next_one_full(data_dir, monkeypatch):
-    """A delta on a sidecar that is not on disk would be useless: it is skipped and the next
-    rotation writes a full one. (The write failure is planted: a disk that fails only for
-    the sidecar cannot be made on demand.)"""
-    real = store_module.write_durably
-    failed: list[str] = []
-
-    def fail_once(path, chunks):
-        if path.name == "seg-000002.idx" and not failed:
-            failed.append(path.name)
-            raise OSError(28, "No space left on device")
-        return real(path, chunks)
-
-    monkeypatch.setattr(store_module, "write_durably", fail_once)
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
-    for n in range(5):
-        mixed_history(store, 7, seed=n)
-        if store._catalog_thread is not None:
-            store._catalog_thread.join()  # rotations seconds apart, as under real load
-    mixed_history(store, 3, seed=9)
-    live = index_state(store)
-    store.close()
-    assert failed == ["seg-000002.idx"]
-    kinds = {int(p.name[4:10]): sidecar_kind(data_dir, int(p.name[4:10])) for p in data_dir.glob("seg-*.idx")}
-    assert kinds == {1: "full", 3: "full", 4: "delta", 5: "delta"}
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
-    assert store.notices == [] and store._catalog_written == 5
-    assert index_state(store) == live
-    store.close()
-
-
-def test_after_a_sidecar_failed_in_a_burst_of_rotations_open_still_rebuilds_the_same_state(data_dir, monkeypatch):
-    """Rotations quicker than the sidecar thread: the deltas taken before it reported the
-    failure are skipped too (each extends one that is missing). open() then replays the
-    segments after the last good sidecar: slower, never wrong."""
-    real = store_module.write_durably
-
-    def fail_2(path, chunks):
-        if path.name == "seg-000002.idx":
-            raise OSError(28, "No space left on device")
-        return real(path, chunks)
-
-    monkeypatch.setattr(store_module, "write_durably", fail_2)
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
-    mixed_history(store, 7 * 5 + 3)
-    live = index_state(store)
-    store.close()
-    monkeypatch.setattr(store_module, "write_durably", real)
-    assert not (data_dir / "seg-000002.idx").exists()
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=8)
-    reopened = index_state(store)
-    store.close()
-    assert reopened == live == reopened_from_scratch(data_dir)
-
-
-def _rewrite_sidecar(path, header: dict, sections: dict[str, bytes]) -> None:
-    """A sidecar in the store's format with the given header: every checksum valid."""
-    import struct
-    import zlib
-
-    header = {**header, "sections": [[name, len(data), zlib.crc32(data)] for name, data in sections.items()]}
-    head = json.dumps(header).encode()
-    path.write_bytes(store_module.IDX_MAGIC + struct.pack("<QI", len(head), zlib.crc32(head)) + head
-                     + b"".join(sections.values()))
-
-
-@pytest.mark.parametrize("damage", ["missing", "copied", "relabelled"])
-def test_a_missing_or_misplaced_delta_is_not_applied(data_dir, damage):
-    """A chain with a link missing, a delta copied over another (it names its own
-    segment), or a checksum-valid delta that does not start where the one before it ends:
-    the chain before it is used, the segments after that replayed, the state the same."""
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    mixed_history(store, 145)
-    live = index_state(store)
-    store.close()
-    newest = max(int(p.name[4:10]) for p in data_dir.glob("seg-*.idx"))
-    assert [sidecar_kind(data_dir, n) for n in (newest - 2, newest - 1, newest)] == ["delta"] * 3
-    target = data_dir / f"seg-{newest - 1:06d}.idx"
-    if damage == "missing":
-        target.unlink()
-        expected = None
-    elif damage == "copied":
-        target.write_bytes((data_dir / f"seg-{newest:06d}.idx").read_bytes())
-        expected = f"{target.name} belongs to another segment"
-    else:
-        older = store_module._read_catalog(data_dir / f"seg-{newest - 2:06d}.idx")
-        _rewrite_sidecar(target, {**older["header"], "segment": newest - 1, "base": newest - 2},
-                         older["sections"])
-        expected = "is inconsistent"
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)
-    if expected is None:
-        assert store.notices == []
-    else:
-        assert any(expected in n for n in store.notices), store.notices
-    reopened = index_state(store)
-    store.close()
-    assert reopened == live
-    store = HistoryStore.open(data_dir, segment_records=7, full_every=4)  # rebuilt: no notice
-    assert store.notices == [] and index_state(store) == live
-    store.close()

@@ -2,26 +2,33 @@
 `python run.py serve-sl` (the simulated SL alone).
 
 simulate exits 0 when every response kept the contract (and every scenario expectation
-held), 1 when any did not, 2 for bad command-line input or an unreachable gateway.
+held), 1 when any did not (with `--strict`, also when any drew a warning), 2 for bad
+command-line input or an unreachable gateway.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import ipaddress
+import os
+import re
 import signal
+import socket
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from ..cli_types import port, positive
-from ..sanitize import neutralise_line, truncate
+from ..sanitize import neutralise_line
 from .demo import start_sl_api
-from .judge import Verdict
+from .report import Reporter
 from .scenario import ScenarioError, Step, check_expectation, load_scenario
-from .sl import Exchange, SimulatedSL
+from .sl import SimulatedSL
 from .texters import Crowd
+from .wire import failure_reason
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,9 +39,53 @@ class _Parser(argparse.ArgumentParser):
 
 
 
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` cannot be an address or a host name, or None. A host of digits and dots
+    is an IPv4 address or nothing (`999.1.1.1` is not a name to look up)."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return None
+    if host and all(ch.isdigit() or ch == "." for ch in host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address (four numbers, each 0-255)"
+        return None
+    if len(host) > 253 or _HOST_NAME.fullmatch(host) is None:
+        return f"{host!r} is not a host name or an IP address"
+    return None
+
+
+def _host(text: str) -> str:
+    problem = _host_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"expected an http:// URL, got {text!r}")
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # `http://[::1/`
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL with a host") from None
+    host = parts.hostname or ""
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r} has no host")
+    problem = _host_problem(host)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the host {problem}")
+    try:
+        parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has a port that is not a number 0-65535") from None
     return text
 
 
@@ -46,74 +97,6 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return exc.code if isinstance(exc.code, int) else 2
 
 
-def _what(exchange: Exchange) -> str:
-    fields = exchange.fields
-    kind = exchange.type
-    if kind == "delivery_report":
-        return f"{fields.get('message_id', '?')} status={fields.get('status', '?')} final={fields.get('final', '?')}"
-    if kind == "session_closed":
-        return fields.get("phone_numbers", "?")
-    line = fields.get("phone_number", "?")
-    if kind == "incoming_message":
-        line += f" {truncate(fields.get('body', ''), 40)!r}"
-        flags = [name for name in ("auto_subscribe", "auto_responded") if name in fields]
-        if flags:
-            line += " " + " ".join(f"{name}={fields[name]}" for name in flags)
-    return line
-
-
-def _effects(verdict: Verdict) -> str:
-    parts = []
-    if verdict.reply:
-        parts.append("reply")
-    if verdict.close_session:
-        parts.append("close_session")
-    if verdict.reprocess:
-        parts.append(f"reprocess {truncate(verdict.reprocess, 30)!r}")
-    if verdict.tags:
-        parts.append("tags " + ",".join(verdict.tags))
-    return f" [{'; '.join(parts)}]" if parts else ""
-
-
-class Reporter:
-    """One line per callback sent: what went, what came back, the verdict. Everything the
-    peer sent is neutralised before it is printed."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.counts: Counter[str] = Counter()
-        self.types: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
-
-    def __call__(self, exchange: Exchange, extra: list[str] | None = None) -> None:
-        if not exchange.sent:
-            return
-        problems = list(exchange.verdict.violations) + (extra or [])
-        self.counts["sent"] += 1
-        self.types[exchange.type] += 1
-        self.counts["ok" if not problems else "violations"] += 1
-        for problem in problems:
-            self.reasons[problem.split(":")[0][:60]] += 1
-        if exchange.status:
-            body = exchange.body if exchange.body else ""
-            answer = f"{exchange.status} {truncate(body, 60)!r}"
-        else:
-            answer = "no answer"
-        verdict = "ok" + _effects(exchange.verdict) if not problems else "VIOLATION: " + "; ".join(problems)
-        line = f"→ {exchange.type} {_what(exchange)}  ← {answer} ({exchange.elapsed_ms:.0f} ms)  {verdict}"
-        self.out.write(neutralise_line(line) + "\n")
-        self.out.flush()
-
-    def summary(self) -> str:
-        line = (f"summary: {self.counts['sent']} callbacks, {self.counts['ok']} ok, "
-                f"{self.counts['violations']} with contract violations")
-        if self.types:
-            line += "; sent " + ", ".join(f"{kind} {n}" for kind, n in sorted(self.types.items()))
-        if self.reasons:
-            line += "; reasons: " + ", ".join(f"{reason} ×{n}" for reason, n in self.reasons.most_common(5))
-        return neutralise_line(line)
-
-
 async def _reachable(url: str, timeout: float) -> str:
     """'' if something answers HTTP at `url` (any status), else why not, in one line."""
     import aiohttp
@@ -122,9 +105,10 @@ async def _reachable(url: str, timeout: float) -> str:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=min(timeout, 10.0))) as session:
             async with session.head(url, allow_redirects=False) as response:
                 await response.read()
-    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return f"cannot reach the gateway at {url}: {reason}"
+    except TimeoutError:
+        return f"cannot reach the gateway at {url}: no answer within {min(timeout, 10.0):g} s"
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return f"cannot reach the gateway at {url}: {failure_reason(exc)}"
     return ""
 
 
@@ -160,7 +144,7 @@ async def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if problem:
         print(f"switchboard simulate: {neutralise_line(problem)}", file=err)
         return 2
-    reporter = Reporter(out)
+    reporter = Reporter(out, strict=args.strict)
     sl = SimulatedSL(
         args.gateway, api_key=args.api_key, seed=args.seed, timeout=args.timeout,
         delivery_delay=0.2, reply_delay=0.3,
@@ -177,7 +161,7 @@ async def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         await sl.close()
     out.write(reporter.summary() + "\n")
     out.flush()
-    return 1 if reporter.counts["violations"] else 0
+    return 1 if reporter.failed else 0
 
 
 def build_simulate_parser() -> argparse.ArgumentParser:
@@ -185,7 +169,9 @@ def build_simulate_parser() -> argparse.ArgumentParser:
         prog="python run.py simulate",
         description="QA a client app's gateway with the simulated SL: texters send every callback type, "
                     "each response is read as the SL would and judged against the contract. "
-                    "Exit 0 all ok, 1 any violation, 2 bad input or gateway unreachable.",
+                    "Violations and warnings are reported apart. "
+                    "Exit 0 all ok, 1 any violation (or, with --strict, any warning), "
+                    "2 bad input or gateway unreachable.",
     )
     parser.add_argument("--gateway", required=True, type=_url, metavar="URL", help="the Gateway URL to call")
     parser.add_argument("--api-key", default="sim-key", metavar="KEY", help="api_key sent with every callback")
@@ -198,6 +184,9 @@ def build_simulate_parser() -> argparse.ArgumentParser:
                         help="send a scripted scenario (JSON list of steps) instead of the crowd")
     parser.add_argument("--timeout", type=positive(float, "--timeout"), default=30.0, metavar="S",
                         help="seconds to wait for each response (default 30)")
+    parser.add_argument("--strict", action="store_true",
+                        help="warnings fail the run too (exit 1): an ambiguous reply, unknown JSON keys, "
+                             "an HTML page as a reply")
     return parser
 
 
@@ -225,6 +214,16 @@ def simulate_main(argv: list[str], out: TextIO | None = None, err: TextIO | None
         return 130
 
 
+def _listen_problem(host: str, port_number: int, exc: OSError) -> str:
+    """Why the SL API cannot listen, about the host when the host is the trouble."""
+    why = os.strerror(exc.errno) if exc.errno and not isinstance(exc, socket.gaierror) else exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on host {host}: it does not resolve to an address ({why})"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on host {host}: not an address of this machine ({why})"
+    return f"cannot listen on {host}:{port_number}: {why}"
+
+
 async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reporter = Reporter(out)
     sl = SimulatedSL(args.gateway, api_key=args.api_key, seed=args.seed, timeout=args.timeout,
@@ -232,7 +231,7 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         runner, url = await start_sl_api(sl, args.api_key, args.host, args.port)
     except OSError as exc:
-        print(f"switchboard serve-sl: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
+        print(f"switchboard serve-sl: {_listen_problem(args.host, args.port, exc)}", file=err)
         await sl.close()
         return 2
     target = f"texters post to {args.gateway}" if args.gateway else "no --gateway: API only, no callbacks"
@@ -263,7 +262,8 @@ def build_serve_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python run.py serve-sl",
                      description="Run the simulated SL alone: its HTTP API (/api/send_message ...) and, "
                                  "with --gateway, texters posting callbacks there.")
-    parser.add_argument("--host", default="127.0.0.1", help="address of the SL API (default 127.0.0.1)")
+    parser.add_argument("--host", type=_host, default="127.0.0.1",
+                        help="address of the SL API (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8090, help="port of the SL API (default 8090; 0 any free one)")
     parser.add_argument("--gateway", type=_url, default=None, metavar="URL", help="Gateway URL the texters post to")
     parser.add_argument("--api-key", default="demo-key", metavar="KEY",

@@ -1,11 +1,12 @@
 """The simulated Service Layer's state and its side of the callback exchange.
 
 It keeps the session table, subscriptions, the blacklist and every message it sends to
-a virtual phone (with ids and delivery states); it posts callbacks to a gateway as
-form-encoded POSTs, reads each response as the SL would (see judge.py) and applies the
-effects: a reply is delivered (and later reported), close_session ends the session (and
-the app hears `session_closed`, as for a session closed "for any reason"), reprocess
-comes back as a new incoming message from the same phone, tags are recorded.
+a virtual phone (with ids and delivery states), per texter whichever way the number is
+written; it posts callbacks to a gateway as form-encoded POSTs (wire.py: no redirects
+followed), reads each response as the SL would (judge.py) and applies the effects: a
+reply is delivered (and later reported), close_session ends the session (and the app
+hears `session_closed`, as for a session closed "for any reason"), reprocess comes back
+as a new incoming message from the same phone, tags are recorded.
 
 Everything runs as tasks in the caller's asyncio loop: no threads, no blocking calls.
 """
@@ -13,21 +14,25 @@ Everything runs as tasks in the caller's asyncio loop: no threads, no blocking c
 from __future__ import annotations
 
 import asyncio
-import codecs
 import random
 import time
 from collections import OrderedDict, defaultdict, deque
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Coroutine
 
 import aiohttp
 
 from ..contract import CallbackType
 from ..dates import parse_sl_date
-from ..segments import count_segments, is_gsm7
 from .judge import Verdict, judge_response
+from .numbers import phone_key, written_form
+from .parts import numbered_parts
 from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
+from .records import Exchange, PhoneState, SentMessage
+from .stamps import sent_at_stamp
+from .wire import failure_reason, post_form
+
+__all__ = ["Exchange", "PhoneState", "SentMessage", "SimulatedSL", "numbered_parts", "phone_key"]
 
 FLOOD_WINDOW = 60.0
 """Default seconds over which `flood_limit` messages per phone are allowed."""
@@ -41,66 +46,7 @@ MAX_MESSAGES = 200_000
 """Sent messages kept for delivery_status / cancel_messages; the oldest are forgotten."""
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """One callback sent and what came back. `sent` is False when nothing went out
-    (no gateway configured, or the `max_callbacks` budget was spent)."""
-
-    fields: dict[str, str]
-    status: int
-    body: str
-    verdict: Verdict
-    elapsed_ms: float
-    sent: bool = True
-
-    @property
-    def type(self) -> str:
-        return self.fields.get("type", "")
-
-
-@dataclass
-class SentMessage:
-    """An MT the SL sent to a virtual phone (one part)."""
-
-    message_id: int
-    phone: str
-    text: str
-    status: int = 0
-    """0 pending, 1 delivered, 2 failed, 4 queued (the docs' codes)."""
-    scheduled: str = ""
-    """The raw `on` text, for messages sent with a schedule."""
-    canceled: bool = False
-    sent: bool = False
-    """True once the SL has handed it to the carrier (scheduled ones wait until their time)."""
-
-
-@dataclass
-class PhoneState:
-    phone: str
-    session_open: bool = False
-    subscribed: bool = False
-    blacklisted: bool = False
-    tags: tuple[str, ...] = ()
-    received: list[str] = field(default_factory=list)
-    """Message texts delivered to this phone, whole (not per part); the last 50."""
-    last_active: float = 0.0
-    """loop.time() of the last message to or from this phone (for session expiry)."""
-    carrier: tuple[str, str] = ("", "")
-    """(carrier_id, carrier_name), once known."""
-
-
 OnExchange = Callable[[Exchange], None]
-
-
-def phone_key(raw: str) -> str | None:
-    """The number a phone is filed under: 10 digits (a leading US `1` dropped from 11),
-    or None when it is not 10 or 11 digits (messaging.md: -1, invalid)."""
-    digits = "".join(ch for ch in raw if ch.isascii() and ch.isdigit())
-    if len(digits) == 11 and digits.startswith("1"):
-        return digits[1:]
-    if len(digits) in (10, 11):
-        return digits
-    return None
 
 
 class SimulatedSL:
@@ -109,6 +55,9 @@ class SimulatedSL:
     follow_ups: deliver replies to the phones with delivery reports, let phones answer,
     send reprocessed texts and session_closed notices (off for scripted scenarios, whose
     every callback is explicit). max_callbacks: stop posting after this many.
+    mixed_forms: write a texter's number in callbacks with and without the country code
+    (numbers.py), as a real SL does; off, always the 10 digits it is filed under. The
+    state is per texter (`phone_key`) whichever form a number arrives or leaves in.
     """
 
     def __init__(
@@ -127,6 +76,7 @@ class SimulatedSL:
         follow_ups: bool = True,
         max_callbacks: int | None = None,
         max_response_bytes: int = 1 << 20,
+        mixed_forms: bool = True,
         on_exchange: OnExchange | None = None,
     ) -> None:
         self.gateway_url = gateway_url
@@ -143,6 +93,7 @@ class SimulatedSL:
         self.follow_ups = follow_ups
         self.max_callbacks = max_callbacks
         self.max_response_bytes = max_response_bytes
+        self.mixed_forms = mixed_forms
         self.on_exchange = on_exchange
         self.phones: dict[str, PhoneState] = {}
         self.messages: OrderedDict[int, SentMessage] = OrderedDict()
@@ -162,11 +113,17 @@ class SimulatedSL:
     # -- plumbing ----------------------------------------------------------------------
 
     def phone(self, number: str) -> PhoneState:
+        """The texter `number` is, in any written form (an invalid one is filed as given)."""
         key = phone_key(number) or number
         state = self.phones.get(key)
         if state is None:
             state = self.phones[key] = PhoneState(key)
         return state
+
+    def written(self, phone: str) -> str:
+        """`phone` as this callback writes it (see `mixed_forms`)."""
+        key = self.phone(phone).phone
+        return written_form(key, self.random) if self.mixed_forms else key
 
     def spawn(self, coro: Coroutine) -> asyncio.Task | None:
         if self._closed:
@@ -203,16 +160,6 @@ class SimulatedSL:
     def violations(self) -> list[Exchange]:
         return [exchange for exchange in self.exchanges if not exchange.verdict.ok]
 
-    def _now_stamp(self) -> str:
-        """`sent_at` in one of the documented date shapes (README.md), mostly ISO 8601 UTC."""
-        now = datetime.now(timezone.utc)
-        roll = self.random.random()
-        if roll < 0.7:
-            return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if roll < 0.85:
-            return now.strftime("%m-%d-%Y %I:%M:%S %p")
-        return now.strftime("%a, %d %b %Y %H:%M:%S +0000")
-
     # -- callbacks to the gateway ------------------------------------------------------
 
     async def post(self, fields: dict[str, str]) -> Exchange:
@@ -226,26 +173,22 @@ class SimulatedSL:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         started = time.perf_counter()
-        kind = fields["type"]
+        status, body, content_type = 0, "", ""
         try:
-            async with self._session.post(self.gateway_url, data=fields) as response:
-                status = response.status
-                body, too_big = await self._read(response)
+            answer = await post_form(self._session, self.gateway_url, fields, self.max_response_bytes)
         except TimeoutError:
             verdict = Verdict(violations=(f"no response within {self.timeout:g} s",))
-            status, body = 0, ""
-        except aiohttp.ClientError as exc:
-            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
-            status, body = 0, ""
-        except (OSError, ValueError) as exc:
-            verdict = Verdict(violations=(f"cannot reach the gateway: {_reason(exc)}",))
-            status, body = 0, ""
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            verdict = Verdict(violations=(f"cannot reach the gateway: {failure_reason(exc)}",))
         else:
-            if too_big:
+            status, body, content_type = answer.status, answer.body, answer.content_type
+            if answer.too_big:
                 verdict = Verdict(violations=(f"response longer than {self.max_response_bytes} bytes",))
             else:
-                verdict = judge_response(kind, status, body)
-        exchange = Exchange(fields, status, body, verdict, (time.perf_counter() - started) * 1000)
+                verdict = judge_response(fields["type"], status, body,
+                                         content_type=content_type, location=answer.location)
+        exchange = Exchange(fields, status, body, verdict, (time.perf_counter() - started) * 1000,
+                            content_type=content_type)
         self.exchanges.append(exchange)
         self.completed += 1
         if not verdict.ok:
@@ -254,21 +197,6 @@ class SimulatedSL:
             self.on_exchange(exchange)
         self._apply(exchange)
         return exchange
-
-    async def _read(self, response: aiohttp.ClientResponse) -> tuple[str, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.max_response_bytes:
-                return "", True
-        charset = response.charset or "utf-8"
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        return b"".join(chunks).decode(charset, errors="replace"), False
 
     def _apply(self, exchange: Exchange) -> None:
         """The SL acts on a response that keeps the contract; one that breaks it is not applied."""
@@ -291,7 +219,8 @@ class SimulatedSL:
             state.tags = tuple(dict.fromkeys(state.tags + verdict.tags))
 
     async def _notify_closed(self, phones: list[str]) -> None:
-        await self.post({"type": "session_closed", "phone_numbers": ",".join(phones)})
+        await self.post({"type": "session_closed",
+                         "phone_numbers": ",".join(self.written(phone) for phone in phones)})
 
     async def _after_answer(self, phone: str, notify_closed: bool, reprocess: str) -> None:
         """The docs' order: the body was sent, then the session closes, then the
@@ -302,9 +231,11 @@ class SimulatedSL:
             await self.incoming(phone, reprocess)
 
     async def incoming(self, phone: str, text: str, *, carrier: tuple[str, str] = ("", ""),
-                       auto_subscribe: bool = False, auto_responded: bool = False) -> Exchange | None:
+                       auto_subscribe: bool = False, auto_responded: bool = False,
+                       tag: str = "") -> Exchange | None:
         """A texter's message as the SL routes it: opt-out/in words become blacklist callbacks,
-        a blacklisted phone's other texts go nowhere. Returns the incoming_message exchange."""
+        a blacklisted phone's other texts go nowhere. `tag` is the thread it answers (the
+        undocumented `tag` field real client apps read). Returns the incoming_message exchange."""
         state = self.phone(phone)
         state.last_active = asyncio.get_running_loop().time()
         word = " ".join(text.upper().split())
@@ -313,25 +244,27 @@ class SimulatedSL:
                 return None
             state.blacklisted = True
             state.session_open = False
-            exchange = await self.post({"type": "phone_blacklisted", "phone_number": state.phone})
+            exchange = await self.post({"type": "phone_blacklisted", "phone_number": self.written(state.phone)})
             if state.subscribed:
                 state.subscribed = False
-                await self.post({"type": "subscription_canceled", "phone_number": state.phone})
+                await self.post({"type": "subscription_canceled", "phone_number": self.written(state.phone)})
             return exchange
         if word in OPT_IN:
             if not state.blacklisted:
                 return None
             state.blacklisted = False
-            return await self.post({"type": "phone_unblacklisted", "phone_number": state.phone})
+            return await self.post({"type": "phone_unblacklisted", "phone_number": self.written(state.phone)})
         if state.blacklisted:
             return None
         state.session_open = True
         fields = {
             "type": "incoming_message",
-            "phone_number": state.phone,
+            "phone_number": self.written(state.phone),
             "body": text,
-            "sent_at": self._now_stamp(),
+            "sent_at": sent_at_stamp(self.random),
         }
+        if tag:
+            fields["tag"] = tag
         if carrier[0]:
             state.carrier = carrier
         elif not state.carrier[0]:
@@ -348,7 +281,7 @@ class SimulatedSL:
         exchange = await self.post(fields)
         if auto_subscribe and not state.subscribed and not state.blacklisted:
             state.subscribed = True
-            await self.post({"type": "subscription_created", "phone_number": state.phone})
+            await self.post({"type": "subscription_created", "phone_number": self.written(state.phone)})
         return exchange
 
     def end_sessions(self, phones: list[str]) -> list[str]:
@@ -384,9 +317,11 @@ class SimulatedSL:
 
     # -- messages to phones ------------------------------------------------------------
 
-    def send(self, phone: str, text: str, *, on: str = "", action_expected: bool = False) -> list[int]:
+    def send(self, phone: str, text: str, *, on: str = "", action_expected: bool = False,
+             tag: str = "") -> list[int]:
         """The API's send_message for one phone: message ids, one per part, or one negative
-        id: -1 invalid number, -2 blacklisted, -3 flood limit reached."""
+        id: -1 invalid number, -2 blacklisted, -3 flood limit reached. With a `tag` the
+        message opens that thread (one DID), and the phone's answer carries the tag."""
         key = phone_key(phone)
         if key is None:
             return [-1]
@@ -403,9 +338,15 @@ class SimulatedSL:
         if action_expected:
             state.session_open = True
             state.last_active = asyncio.get_running_loop().time()
-        return self.deliver(key, text, on=on)
+        if tag:
+            state.threads.add(tag)
+        return self.deliver(key, text, on=on, tag=tag)
 
-    def deliver(self, phone: str, text: str, *, on: str = "") -> list[int]:
+    def remove_tag(self, phone: str, tag: str) -> None:
+        """The API's remove_tag: the thread is over; answers no longer carry its tag."""
+        self.phone(phone).threads.discard(tag)
+
+    def deliver(self, phone: str, text: str, *, on: str = "", tag: str = "") -> list[int]:
         """Queue an MT (split into "(1/3) ..." parts, one id each) and, with follow-ups on,
         report its delivery and maybe let the phone answer. `on` delays it to that time."""
         state = self.phone(phone)
@@ -428,7 +369,7 @@ class SimulatedSL:
         if not on:
             self._reaches_phone(state, text)
         if self.follow_ups and at is not None:
-            self.spawn(self._transmit(state.phone, text if on else "", ids, delay))
+            self.spawn(self._transmit(state.phone, text if on else "", ids, delay, tag))
         elif not on:
             for message_id in ids:
                 self.messages[message_id].sent = True
@@ -439,7 +380,8 @@ class SimulatedSL:
         state.received.append(text)
         del state.received[:-50]
 
-    async def _transmit(self, phone: str, scheduled_text: str, ids: list[int], delay: float) -> None:
+    async def _transmit(self, phone: str, scheduled_text: str, ids: list[int], delay: float,
+                        tag: str = "") -> None:
         """4 queued, then 1 delivered (or sometimes 2 failed) with final set; then the phone may
         answer. `final` goes as 0/1, the spelling real clients rely on (NOTES.md)."""
         if delay:
@@ -472,41 +414,5 @@ class SimulatedSL:
         if self.random.random() < self.reply_chance:
             await asyncio.sleep(self.reply_delay * (0.5 + self.random.random()))
             if not state.blacklisted:
-                await self.incoming(phone, self.random.choice(FOLLOW_UPS))
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def numbered_parts(text: str) -> list[str]:
-    """The parts an MT goes out as: the text itself if it fits one message, otherwise
-    pieces prefixed "(1/3) ", "(2/3) "... each fitting one segment (messaging.md)."""
-    if count_segments(text).segments <= 1:
-        return [text]
-    gsm = is_gsm7(text)
-    limit = 153 if gsm else 67
-    count = count_segments(text).segments
-    while True:
-        chunks = _chunks(text, limit - len(f"({count}/{count}) "), gsm)
-        if len(chunks) <= count:
-            return [f"({n}/{len(chunks)}) {chunk}" for n, chunk in enumerate(chunks, 1)]
-        count = len(chunks)
-
-
-def _chunks(text: str, room: int, gsm: bool) -> list[str]:
-    """Character-boundary split (the compact split mode): each chunk fits `room` units,
-    never cutting an escape pair or a surrogate pair."""
-    from ..segments import GSM7_EXTENSION
-
-    chunks: list[str] = []
-    start = used = 0
-    for i, ch in enumerate(text):
-        cost = (2 if ch in GSM7_EXTENSION else 1) if gsm else (2 if ord(ch) > 0xFFFF else 1)
-        if used + cost > room:
-            chunks.append(text[start:i])
-            start, used = i, 0
-        used += cost
-    chunks.append(text[start:])
-    return chunks
+                thread = tag if tag in state.threads else ""
+                await self.incoming(phone, self.random.choice(FOLLOW_UPS), tag=thread)

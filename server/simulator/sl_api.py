@@ -16,7 +16,8 @@ import re
 from aiohttp import web
 
 from ..contract import parse_bool
-from .sl import SimulatedSL, phone_key
+from .numbers import phone_key
+from .sl import SimulatedSL
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,10 @@ async def send_message(request: web.Request, params: dict[str, str]) -> dict:
     body = _require(params, "body")
     expect = _flag(params, "action_expected")
     on = _schedule(params)
+    tag = params.get("tag", "").strip()
     ids: list[int] = []
     for phone in targets:
-        ids.extend(sl.send(phone, body, on=on, action_expected=expect))
+        ids.extend(sl.send(phone, body, on=on, action_expected=expect, tag=tag))
     return _ids_answer(ids)
 
 
@@ -97,10 +99,11 @@ async def send_messages(request: web.Request, params: dict[str, str]) -> dict:
         raise ApiError("recipients must be a JSON object of phone number -> substitutions")
     expect = _flag(params, "action_expected")
     on = _schedule(params)
+    tag = params.get("tag", "").strip()
     ids: list[int] = []
     for phone, values in recipients.items():
         text = _PLACEHOLDER.sub(lambda m: _text(values.get(m.group(1), "")), template)
-        ids.extend(sl.send(phone, text, on=on, action_expected=expect))
+        ids.extend(sl.send(phone, text, on=on, action_expected=expect, tag=tag))
     return _ids_answer(ids)
 
 
@@ -148,9 +151,10 @@ async def close_sessions(request: web.Request, params: dict[str, str]) -> dict:
 
 async def remove_tag(request: web.Request, params: dict[str, str]) -> dict:
     phone = _require(params, "phone_number")
-    _require(params, "tag")
+    tag = _require(params, "tag").strip()
     if phone_key(phone) is None:
         raise ApiError(f"invalid phone number {phone!r} (10 digits with or without country code)")
+    request.app[SL_KEY].remove_tag(phone, tag)
     return {}
 
 

@@ -89,7 +89,7 @@ class Crowd:
             await self.sl.incoming(texter.phone, word, carrier=texter.carrier)
             return
         if roll < 0.21:
-            await self.sl.post({"type": "auto_reply_loop", "phone_number": texter.phone})
+            await self.sl.post({"type": "auto_reply_loop", "phone_number": self.sl.written(texter.phone)})
             return
         if state.blacklisted:
             return  # an opted-out phone's texts do not reach the app

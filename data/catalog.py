@@ -1,0 +1,178 @@
+"""The history's on-disk index, `index.sqlite3`: where each closed segment's records are, each
+phone's thread, contact and delivery states, read in place (SQLite pages, not a catalogue
+loaded at open).
+
+It is derived data: every row comes from the segment files, one closed segment per
+transaction, and `meta.covered` (written in the same transaction) says which segments it
+holds. A crash at any moment leaves it at the last whole segment; `open()` files the segments
+after that again. Tables:
+
+- `segments(no, size, records)`: the closed segments indexed, with their byte sizes.
+- `byseq(seq, loc, callback)`: every callback and outbound send by sequence number.
+- `responses(cb_seq, loc)`: the response to each callback.
+- `blocks(seg, phone, prev, locs)`: a phone's thread entries in one segment, linked to its
+  previous block (`prev`: the segment of that block, 0 at the first), so a thread is read
+  newest first without an index on the phone.
+- `contacts(phone, ..., head)`: the contact projection as of `covered`, and the newest block.
+- `mids(mid, state)`: delivery states by SL message id.
+- `meta(key, value)`: `covered`, `next_seq`, `counts`, `version` (JSON values).
+
+Connections are made with `check_same_thread=False`: reads come from the event loop and
+worker threads, and the one writer is the sidecar thread (SQLite serialises them; WAL lets
+readers go on while it writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .models import ContactState
+
+__all__ = ["CATALOG_NAME", "Catalog", "SegmentFiling", "VERSION"]
+
+CATALOG_NAME = "index.sqlite3"
+VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments(no INTEGER PRIMARY KEY, size INTEGER NOT NULL, records INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS byseq(seq INTEGER PRIMARY KEY, loc INTEGER NOT NULL, callback INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS responses(cb_seq INTEGER PRIMARY KEY, loc INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks(
+    seg INTEGER NOT NULL, phone TEXT NOT NULL, prev INTEGER NOT NULL, locs BLOB NOT NULL,
+    PRIMARY KEY(seg, phone)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contacts(
+    phone TEXT PRIMARY KEY, session_open INTEGER, subscribed INTEGER, tags TEXT,
+    blacklisted INTEGER, loop_flagged INTEGER, last_seen REAL, carrier TEXT,
+    messages_in INTEGER, messages_out INTEGER, head INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mids(mid TEXT PRIMARY KEY, state INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass
+class SegmentFiling:
+    """What one closed segment adds to the catalog (built on the loop at rotation)."""
+
+    no: int
+    size: int
+    records: int
+    byseq: list[tuple[int, int, int]] = field(default_factory=list)
+    responses: list[tuple[int, int]] = field(default_factory=list)
+    blocks: list[tuple[int, str, int, bytes]] = field(default_factory=list)
+    contacts: list[tuple[Any, ...]] = field(default_factory=list)
+    mids: list[tuple[str, int]] = field(default_factory=list)
+    next_seq: int = 1
+    counts: tuple[int, int, int] = (0, 0, 0)
+
+
+def contact_row(c: ContactState, head: int) -> tuple[Any, ...]:
+    return (c.phone, None if c.session_open is None else int(c.session_open), int(c.subscribed), json.dumps(list(c.tags)) if c.tags else "[]", int(c.blacklisted),
+            int(c.loop_flagged), c.last_seen, c.carrier, c.messages_in, c.messages_out, head)
+
+
+class Catalog:
+    """The SQLite index of one history directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fresh = not path.exists()
+        self._db = self._connect()
+        if self.fresh:  # one transaction: one small write, not one per table
+            self._db.executescript(
+                f"BEGIN; {_SCHEMA} INSERT OR REPLACE INTO meta VALUES ('version', '{VERSION}'); COMMIT;")
+        else:
+            self._db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # a crash may lose the newest transaction, never corrupt: it is re-filed from its segment
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(segment, size, records) of every indexed segment, oldest first (a few bytes per
+        segment: 400 rows for 20 million records)."""
+        return list(self._db.execute("SELECT no, size, records FROM segments ORDER BY no"))
+
+    def contacts(self) -> Iterator[tuple[ContactState, int]]:
+        """Every contact as of `covered`, with its newest thread block's segment."""
+        for r in self._db.execute("SELECT * FROM contacts"):
+            yield ContactState(r[0], None if r[1] is None else bool(r[1]), bool(r[2]), tuple(json.loads(r[3])), bool(r[4]), bool(r[5]),
+                               r[6], r[7], r[8], r[9]), r[10]
+
+    def loc(self, seq: int) -> int:
+        row = self._db.execute("SELECT loc FROM byseq WHERE seq = ?", (seq,)).fetchone()
+        return row[0] if row else -1
+
+    def response_loc(self, cb_seq: int) -> int:
+        row = self._db.execute("SELECT loc FROM responses WHERE cb_seq = ?", (cb_seq,)).fetchone()
+        return row[0] if row else -1
+
+    def delivery(self, mid: str) -> int:
+        row = self._db.execute("SELECT state FROM mids WHERE mid = ?", (mid,)).fetchone()
+        return row[0] if row else 0
+
+    def head(self, phone: str) -> int:
+        row = self._db.execute("SELECT head FROM contacts WHERE phone = ?", (phone,)).fetchone()
+        return row[0] if row else 0
+
+    def thread_locs(self, phone: str, head: int, limit: int) -> list[array]:
+        """Up to `limit` of the phone's newest thread locations, as arrays newest block first
+        (each oldest first), following the blocks back from segment `head`."""
+        parts: list[array] = []
+        got = 0
+        query = self._db.execute
+        seg = head
+        while seg > 0 and got < limit:
+            row = query("SELECT prev, locs FROM blocks WHERE seg = ? AND phone = ?", (seg, phone)).fetchone()
+            if row is None:
+                break
+            part = array("q")
+            part.frombytes(row[1])
+            parts.append(part)
+            got += len(part)
+            seg = row[0]
+        return parts
+
+    def recent_callback_locs(self, below: int, limit: int) -> list[tuple[int, int]]:
+        """(seq, loc) of the newest `limit` callbacks with seq < `below`, newest first."""
+        return list(self._db.execute(
+            "SELECT seq, loc FROM byseq WHERE seq < ? AND callback ORDER BY seq DESC LIMIT ?", (below, limit)))
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def file(self, f: SegmentFiling) -> None:
+        """Add one closed segment, in one transaction (its `covered` included)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO byseq VALUES (?, ?, ?)", f.byseq)
+            db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", f.responses)
+            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", f.blocks)
+            db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", f.contacts)
+            db.executemany("INSERT OR REPLACE INTO mids VALUES (?, ?)", f.mids)
+            db.execute("INSERT OR REPLACE INTO segments VALUES (?, ?, ?)", (f.no, f.size, f.records))
+            _set_meta(db, {"covered": f.no, "next_seq": f.next_seq, "counts": list(f.counts)})
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _set_meta(db: sqlite3.Connection, values: dict[str, Any]) -> None:
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+

@@ -1,0 +1,261 @@
+"""The history's indexes: the catalog on disk (data/catalog.py) for closed segments, and an
+overlay in memory for each segment the catalog does not hold yet (the live one, and a closed
+one until its filing commits). Memory holds the contact projection (one state per texter)
+and the overlays, so it grows with the number of texters and the live segment, never with
+the length of the history.
+
+`HistoryIndex.add(doc, loc)` files one stored document (on add and on replay alike);
+`close_live()` turns the live overlay into a `SegmentFiling` for the catalog.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any, Callable, Mapping
+
+from .catalog import Catalog, SegmentFiling, contact_row
+from .models import ContactState
+from .projection import concerned_phones, next_contact, next_delivery, shows_in_thread
+
+__all__ = ["HistoryIndex", "Overlay"]
+
+
+class Overlay:
+    """The index entries of one segment that the catalog does not hold yet."""
+
+    def __init__(self, no: int, first_seq: int) -> None:
+        self.no = no
+        self.first_seq = first_seq
+        self.locs = array("q")
+        """Location by `seq - first_seq` (-1: none); seqs are consecutive within a segment."""
+        self.is_callback = bytearray()
+        self.stray: dict[int, tuple[int, int]] = {}
+        """seq -> (loc, is callback) for a seq below `first_seq` (an old, repaired history)."""
+        self.responses: dict[int, int] = {}
+        self.threads: dict[str, array] = {}
+        self.mids: dict[str, int] = {}
+        self.changed: set[str] = set()
+        """Phones whose contact state changed in this segment."""
+        self.records = 0
+
+    def set_seq(self, seq: int, loc: int, callback: bool) -> None:
+        i = seq - self.first_seq
+        n = len(self.locs)
+        if i == n:
+            self.locs.append(loc)
+            self.is_callback.append(callback)
+        elif i > n:
+            self.locs.extend(array("q", [-1]) * (i - n))
+            self.is_callback.extend(bytes(i - n))
+            self.locs.append(loc)
+            self.is_callback.append(callback)
+        elif i >= 0:
+            self.locs[i] = loc
+            self.is_callback[i] = callback
+        else:
+            self.stray[seq] = (loc, callback)
+
+    def loc(self, seq: int) -> int | None:
+        i = seq - self.first_seq
+        if 0 <= i < len(self.locs):
+            loc = self.locs[i]
+            return loc if loc >= 0 else None
+        hit = self.stray.get(seq)
+        return hit[0] if hit else None
+
+
+class HistoryIndex:
+    """Every index of one history: `catalog` for the segments it holds, overlays for the
+    rest. `doc_at(loc)` reads a stored document back (None if it cannot be read); only the
+    tag rule needs it, for an answer to an old callback."""
+
+    def __init__(self, catalog: Catalog, doc_at: Callable[[int], dict | None]) -> None:
+        self.catalog = catalog
+        self.doc_at = doc_at
+        self.contacts: dict[str, ContactState] = {}
+        self.heads: dict[str, int] = {}
+        """phone -> segment of its newest thread block filed (or being filed); 0: none."""
+        self.counts = [0, 0, 0]
+        self.next_seq = 1
+        self.closed: list[int] = []
+        self.sizes: dict[int, int] = {}
+        self.covered = 0
+        """The newest segment the catalog holds."""
+        self.pending: list[Overlay] = []
+        """Closed segments whose filing has not been seen to commit, oldest first."""
+        self.live = Overlay(1, 1)
+
+    def load(self) -> None:
+        """Start from what the catalog holds."""
+        meta = self.catalog.meta()
+        self.covered = meta.get("covered", 0)
+        self.next_seq = meta.get("next_seq", 1)
+        self.counts = list(meta.get("counts", (0, 0, 0)))
+        for no, size, _records in self.catalog.segments():
+            self.closed.append(no)
+            self.sizes[no] = size
+        for state, head in self.catalog.contacts():
+            self.contacts[state.phone] = state
+            if head:
+                self.heads[state.phone] = head
+
+    def begin(self, no: int) -> None:
+        """Segment `no` is the live one from now on."""
+        self.live = Overlay(no, self.next_seq)
+
+    # ---- filing one document -----------------------------------------------------------
+
+    def add(self, doc: dict, loc: int) -> None:
+        """File one stored document at `loc` in the live overlay and the contact projection."""
+        live = self.live
+        live.records += 1
+        kind = doc["kind"]
+        answered = None
+        if kind == "response":
+            cseq = doc["callback_seq"]
+            if cseq > 0:
+                live.responses[cseq] = loc
+            self.counts[1] += 1
+            if (doc.get("decision") or {}).get("tags"):
+                answered = self._callback_type(cseq)
+        else:
+            seq = doc["seq"]
+            callback = kind == "callback"
+            live.set_seq(seq, loc, callback)
+            self.counts[0 if callback else 2] += 1
+            if seq >= self.next_seq:
+                self.next_seq = seq + 1
+            if callback and doc["type"] == "delivery_report":
+                self._delivery(doc["parsed"])
+        contacts = self.contacts
+        for phone in concerned_phones(doc):
+            state = contacts.get(phone) or ContactState(phone)
+            new = next_contact(state, doc, answered_type=answered)
+            if new is not state or phone not in contacts:
+                contacts[phone] = new
+                live.changed.add(phone)
+            if shows_in_thread(doc, phone):
+                locs = live.threads.get(phone)
+                if locs is None:
+                    locs = live.threads[phone] = array("q")
+                locs.append(loc)
+
+    def _delivery(self, parsed: Mapping[str, Any]) -> None:
+        mid = parsed.get("message_id")
+        if not mid:
+            return
+        mid = str(mid)
+        state = next_delivery(self.delivery(mid), parsed)
+        if state is not None:
+            self.live.mids[mid] = state
+
+    def _callback_type(self, seq: int) -> str | None:
+        loc = self.loc(seq)
+        if loc >= 0:
+            doc = self.doc_at(loc)
+            if doc is not None and doc.get("kind") == "callback":
+                return doc.get("type")
+        return None
+
+    # ---- closing a segment -------------------------------------------------------------
+
+    def close_live(self, size: int, new_no: int) -> SegmentFiling:
+        """The live segment (now `size` bytes) is closed: what the catalog must file for it.
+        Segment `new_no` is the live one from now on."""
+        ov = self.live
+        no = ov.no
+        self.closed.append(no)
+        self.sizes[no] = size
+        first = ov.first_seq
+        byseq = [(first + i, loc, cb) for i, (loc, cb) in enumerate(zip(ov.locs, ov.is_callback)) if loc >= 0]
+        byseq.extend((seq, loc, cb) for seq, (loc, cb) in ov.stray.items())
+        heads = self.heads
+        blocks = []
+        for phone, locs in ov.threads.items():
+            blocks.append((no, phone, heads.get(phone, 0), locs.tobytes()))
+            heads[phone] = no
+        contacts = self.contacts
+        rows = [contact_row(contacts[p], heads.get(p, 0)) for p in ov.changed | ov.threads.keys()]
+        filing = SegmentFiling(
+            no=no, size=size, records=ov.records, byseq=byseq, responses=list(ov.responses.items()),
+            blocks=blocks, contacts=rows, mids=list(ov.mids.items()), next_seq=self.next_seq,
+            counts=(self.counts[0], self.counts[1], self.counts[2]),
+        )
+        self.pending.append(ov)
+        self.begin(new_no)
+        return filing
+
+    def reopen_live(self, ov: Overlay) -> None:
+        """Undo `close_live` (the new segment could not be created)."""
+        self.pending.remove(ov)
+        self.closed.remove(ov.no)
+        self.sizes.pop(ov.no, None)
+        self.live = ov
+
+    def filed(self, upto: int) -> None:
+        """The catalog holds every segment up to `upto`: drop their overlays."""
+        if upto > self.covered:
+            self.covered = upto
+        if self.pending and self.pending[0].no <= upto:
+            self.pending = [ov for ov in self.pending if ov.no > upto]
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def _overlays(self) -> list[Overlay]:
+        """Newest first (a copy: filing may drop some meanwhile)."""
+        return [self.live, *reversed(self.pending)]
+
+    def loc(self, seq: int) -> int:
+        """Location of the callback or outbound send `seq`, or -1."""
+        for ov in self._overlays():
+            loc = ov.loc(seq)
+            if loc is not None:
+                return loc
+        return self.catalog.loc(seq)
+
+    def response_loc(self, cb_seq: int) -> int:
+        for ov in self._overlays():
+            loc = ov.responses.get(cb_seq)
+            if loc is not None:
+                return loc
+        return self.catalog.response_loc(cb_seq)
+
+    def delivery(self, mid: str) -> int:
+        for ov in self._overlays():
+            state = ov.mids.get(mid)
+            if state is not None:
+                return state
+        return self.catalog.delivery(mid)
+
+    def thread_locs(self, phone: str, limit: int) -> list[int]:
+        """The locations of the phone's newest `limit` thread entries, oldest first."""
+        overlays = self._overlays()  # before the head: a segment filed meanwhile is then in it
+        head = self.catalog.head(phone)
+        newest: list[int] = []
+        for ov in overlays:
+            if ov.no > head:
+                part = ov.threads.get(phone)
+                if part:
+                    newest[:0] = part
+        out = newest[-limit:]
+        if len(out) < limit and head:
+            for part in self.catalog.thread_locs(phone, head, limit - len(out)):
+                out[:0] = part
+            out = out[-limit:]
+        return out
+
+    def recent_callback_locs(self, limit: int) -> list[int]:
+        """Locations of the newest `limit` callbacks, oldest first."""
+        out: list[int] = []
+        below = self.next_seq
+        for ov in self._overlays():
+            locs, cbs = ov.locs, ov.is_callback
+            for i in range(len(locs) - 1, -1, -1):
+                if len(out) >= limit:
+                    return out[::-1]
+                if cbs[i] and locs[i] >= 0:
+                    out.append(locs[i])
+            below = min(below, ov.first_seq)
+        if len(out) < limit:
+            out.extend(loc for _seq, loc in self.catalog.recent_callback_locs(below, limit - len(out)))
+        return out[::-1]

@@ -1,0 +1,142 @@
+"""The SMS rules the history derives from its records, as pure functions: a texter's contact
+state (session, subscription, tags, blacklist, counts) and a sent message's delivery state.
+
+The store replays every record through these in order; nothing here does I/O or keeps state,
+so a rule is changed (and tested) here alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .models import ContactState
+from .phones import normalise_phone
+
+__all__ = [
+    "DELIVERY_CODE",
+    "DELIVERY_NAMES",
+    "FINAL",
+    "concerned_phones",
+    "next_contact",
+    "next_delivery",
+    "phone_key",
+    "shows_in_thread",
+]
+
+DELIVERY_NAMES = ("sent", "pending", "queued", "delivered", "failed")
+DELIVERY_CODE = {name: i for i, name in enumerate(DELIVERY_NAMES)}
+FINAL = 8
+"""A delivery state is a code (index into DELIVERY_NAMES) | FINAL once the SL says so."""
+
+_FLAGS = {
+    "session_closed": ("session_open", False),
+    "subscription_created": ("subscribed", True),
+    "subscription_canceled": ("subscribed", False),
+    "phone_blacklisted": ("blacklisted", True),
+    "phone_unblacklisted": ("blacklisted", False),
+    "auto_reply_loop": ("loop_flagged", True),
+}
+"""Callback types that set one flag on every phone they name."""
+
+
+def phone_key(phone: str) -> str:
+    """The key a phone's contact state and thread are filed under (the one phone rule)."""
+    return normalise_phone(phone)
+
+
+def concerned_phones(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The phone keys (normalised) whose contact state `doc` changes, texter first."""
+    kind = doc["kind"]
+    if kind == "callback":
+        phones = doc["phones"]
+        if not phones:
+            return ()
+        keys = tuple(dict.fromkeys(phone_key(p) for p in phones))
+        return keys
+    phone = doc.get("phone") or ""
+    return (phone_key(phone),) if phone else ()
+
+
+def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: str | None = None) -> ContactState:
+    """The contact state of `state.phone` after `doc` (a stored record that concerns it).
+
+    - An incoming message opens the texter's session, counts in, records the carrier.
+    - Any callback naming the phone moves its last-seen time forward (never back).
+    - session_closed, subscription_*, phone_(un)blacklisted and auto_reply_loop set their flag.
+    - A response counts out when it carries a reply, closes the session when the decision
+      says so, and sets tags only when it answers a subscription_created callback
+      (`answered_type`).
+    - An outbound send counts out unless it failed to send.
+    """
+    kind = doc["kind"]
+    s = state
+    if kind == "callback":
+        typ = doc["type"]
+        at = doc["received_at"]
+        last_seen = at if at > s.last_seen else s.last_seen
+        phones = doc["phones"]
+        if typ == "incoming_message" and phones and phone_key(phones[0]) == s.phone:
+            carrier = doc["parsed"].get("carrier_name") or s.carrier
+            return ContactState(
+                s.phone, True, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
+                last_seen, str(carrier), s.messages_in + 1, s.messages_out,
+            )
+        flag = _FLAGS.get(typ)
+        if flag is None:
+            if last_seen == s.last_seen:
+                return s
+            return ContactState(
+                s.phone, s.session_open, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
+                last_seen, s.carrier, s.messages_in, s.messages_out,
+            )
+        values = {
+            "session_open": s.session_open, "subscribed": s.subscribed,
+            "blacklisted": s.blacklisted, "loop_flagged": s.loop_flagged,
+        }
+        values[flag[0]] = flag[1]
+        return ContactState(
+            s.phone, values["session_open"], values["subscribed"], s.tags, values["blacklisted"],
+            values["loop_flagged"], last_seen, s.carrier, s.messages_in, s.messages_out,
+        )
+    if kind == "response":
+        decision = doc.get("decision") or {}
+        session_open = False if decision.get("close_session") else s.session_open
+        tags = decision.get("tags")
+        new_tags = tuple(str(t) for t in tags) if tags and answered_type == "subscription_created" else s.tags
+        out = s.messages_out + 1 if decision.get("reply") else s.messages_out
+        if session_open == s.session_open and new_tags is s.tags and out == s.messages_out:
+            return s
+        return ContactState(
+            s.phone, session_open, s.subscribed, new_tags, s.blacklisted, s.loop_flagged,
+            s.last_seen, s.carrier, s.messages_in, out,
+        )
+    if doc.get("error"):
+        return s
+    return ContactState(
+        s.phone, s.session_open, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
+        s.last_seen, s.carrier, s.messages_in, s.messages_out + 1,
+    )
+
+
+def shows_in_thread(doc: Mapping[str, Any], phone: str) -> bool:
+    """Whether `doc` is an entry of `phone`'s conversation (a text from it, an answer with a
+    reply or a fallback, an outbound send to it)."""
+    kind = doc["kind"]
+    if kind == "callback":
+        phones = doc["phones"]
+        return doc["type"] == "incoming_message" and bool(phones) and phone_key(phones[0]) == phone
+    if kind == "response":
+        decision = doc.get("decision") or {}
+        return bool(decision.get("reply")) or doc.get("outcome") in ("timed_out", "caller_gone")
+    return True
+
+
+def next_delivery(old: int, parsed: Mapping[str, Any]) -> int | None:
+    """A message id's delivery state after a delivery report (`old`: 0 if none yet); None
+    when the report changes nothing (a late, non-final report after a final one)."""
+    final = bool(parsed.get("final"))
+    if old & FINAL and not final:
+        return None
+    code = DELIVERY_CODE.get(str(parsed.get("status_name")))
+    state = code if code is not None and code > 0 else old & 7
+    return state | (FINAL if final else 0)

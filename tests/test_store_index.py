@@ -1,0 +1,272 @@
+"""The on-disk index (index.sqlite3): reopening reads it instead of the segments, it matches
+a rebuild from the segments alone, a failed or damaged one costs time, never records, and a
+history written by the previous version upgrades in place."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data import CallbackRecord, HistoryStore, OutboundRecord
+from data import catalog as catalog_module
+from tests.test_store import T0, dr, event, incoming, response
+
+REPO = Path(__file__).resolve().parent.parent
+PREVIOUS_FORMAT = "a9315e6"
+"""The last commit whose store wrote sidecars (seg-NNNNNN.idx) and kept every index in memory."""
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "history"
+
+
+def mixed_history(store: HistoryStore, rounds: int, seed: int = 5) -> None:
+    """Texts, answers (some much later, to callbacks in older segments), delivery reports
+    whose message ids come back with other states, sessions closing, subscriptions with
+    tags, outbound sends, blacklisting: what the index must carry besides appended records."""
+    rng = random.Random(seed)
+    phones = [f"+1555010{i}" for i in range(6)]
+    held: list[CallbackRecord] = []
+    subs: list[CallbackRecord] = []
+    for i in range(rounds):
+        at = T0 + i
+        roll = rng.random()
+        phone = rng.choice(phones)
+        if roll < 0.25:
+            held.append(store.add_callback(incoming(phone, f"text {i}", at=at)))
+        elif roll < 0.4 and held:
+            cb = held.pop(rng.randrange(len(held)))  # often from an older segment
+            store.add_response(response(cb, f"answer {i}", close_session=rng.random() < 0.3))
+        elif roll < 0.6:
+            status = rng.choice(["sent", "pending", "delivered", "failed"])
+            store.add_callback(dr(f"m{rng.randrange(12)}", status, rng.random() < 0.4))
+        elif roll < 0.67:
+            store.add_callback(event("session_closed", phone, at=at))
+        elif roll < 0.74:
+            subs.append(store.add_callback(event("subscription_created", phone, at=at)))
+        elif roll < 0.8 and subs:
+            store.add_response(response(subs.pop(0), tags=["vip", f"t{i}"]))
+        elif roll < 0.87:
+            store.add_outbound(OutboundRecord(0, at, phone, f"send {i}", (f"m{rng.randrange(12)}",), ""))
+        elif roll < 0.93:
+            store.add_callback(event(rng.choice(["phone_blacklisted", "phone_unblacklisted", "auto_reply_loop"]), phone, at=at))
+        else:
+            store.add_callback(event("subscription_canceled", phone, at=at))
+
+
+def view(store: HistoryStore) -> tuple:
+    """Everything a console can read back, through the public API."""
+    contacts = store.contacts(limit=10_000)
+    seqs = range(1, store.stats().callbacks + store.stats().outbound + 2)
+    return (
+        store.stats(),
+        contacts,
+        {c.phone: store.contact(c.phone) for c in contacts},
+        {c.phone: store.thread(c.phone, limit=10_000) for c in contacts},
+        {c.phone: store.thread(c.phone, limit=3) for c in contacts},
+        store.recent_callbacks(10_000),
+        store.recent_callbacks(5),
+        [(store.callback(s), store.outbound(s), store.response_for(s)) for s in seqs],
+    )
+
+
+def export(store: HistoryStore) -> str:
+    out = io.StringIO()
+    store.export_jsonl(out)
+    return out.getvalue()
+
+
+def from_segments_alone(data_dir: Path) -> tuple:
+    """What the segment files alone give (the index built afresh): the ground truth."""
+    scratch = data_dir.parent / "scratch"
+    shutil.copytree(data_dir, scratch, ignore=shutil.ignore_patterns("index.sqlite3*", ".lock"))
+    store = HistoryStore.open(scratch, segment_records=7, progress=lambda line: None)
+    try:
+        return view(store)
+    finally:
+        store.close()
+        shutil.rmtree(scratch)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_reopening_reads_the_index_and_matches_the_segments(data_dir, seed):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 7 * 12 + 3, seed=seed)
+    live = view(store)
+    store.close()
+    assert (data_dir / "index.sqlite3").exists()
+    store = HistoryStore.open(data_dir, segment_records=7)
+    assert store.notices == []
+    assert store._ix.covered == 12  # every closed segment read from the index, none replayed
+    assert view(store) == live
+    mixed_history(store, 20, seed=seed + 100)  # and it goes on from there
+    live = view(store)
+    store.close()
+    assert from_segments_alone(data_dir) == live
+
+
+def test_a_filing_that_fails_is_done_again_and_loses_nothing(data_dir, monkeypatch):
+    """The catalog cannot be written for a while (the failure is planted: a disk that fails
+    only for the index cannot be made on demand): reads stay right from memory, the next
+    rotation files what is owed, and a reopen gives the same history."""
+    real = catalog_module.Catalog.file
+    failures: list[int] = []
+
+    def fail_twice(self, filing):
+        if filing.no in (2, 3) and filing.no not in failures:
+            failures.append(filing.no)
+            raise OSError(28, "No space left on device")
+        return real(self, filing)
+
+    monkeypatch.setattr(catalog_module.Catalog, "file", fail_twice)
+    store = HistoryStore.open(data_dir, segment_records=7)
+    for n in range(6):
+        mixed_history(store, 7, seed=n)
+        store._filings.join()
+    live = view(store)
+    store.close()
+    assert failures == [2, 3]
+    store = HistoryStore.open(data_dir, segment_records=7)
+    assert store.notices == [] and view(store) == live
+    store.close()
+
+
+def test_a_damaged_index_is_moved_aside_and_rebuilt(data_dir):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 40)
+    live = view(store)
+    store.close()
+    (data_dir / "index.sqlite3").write_bytes(b"garbage" * 1000)
+    store = HistoryStore.open(data_dir, segment_records=7, progress=lambda line: None)
+    assert any("index.sqlite3 was damaged" in n for n in store.notices)
+    assert any(name.startswith("index.sqlite3.corrupt-") for name in os.listdir(data_dir))
+    assert view(store) == live
+    store.close()
+
+
+def test_a_closed_segment_that_lost_records_is_named_with_the_count(data_dir):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 40)
+    store.close()
+    os.unlink(data_dir / "seg-000002.jsonl")
+    store = HistoryStore.open(data_dir, segment_records=7, progress=lambda line: None)
+    assert store.notices == ["segment seg-000002.jsonl is missing: 7 records lost; rebuilding the index"]
+    assert store.stats().callbacks + store.stats().responses + store.stats().outbound == 40 - 7
+    store.close()
+
+
+def test_a_closed_segment_cut_short_is_noticed_and_the_index_rebuilt(data_dir):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 40)
+    store.close()
+    seg = data_dir / "seg-000003.jsonl"
+    lines = seg.read_bytes().splitlines(keepends=True)
+    seg.write_bytes(b"".join(lines[:-2]))
+    store = HistoryStore.open(data_dir, segment_records=7, progress=lambda line: None)
+    assert len(store.notices) == 1 and "seg-000003.jsonl changed size" in store.notices[0]
+    assert view(store) == from_segments_alone(data_dir)
+    store.close()
+
+
+def test_open_files_only_the_segments_the_index_lacks(data_dir):
+    """A crash after a rotation but before its filing committed: the index is as it was one
+    segment earlier. open() files that one segment (and replays the live one), not the
+    whole history."""
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 7 * 4 + 2)
+    store.close()
+    earlier = (data_dir / "index.sqlite3").read_bytes()  # closed: one file, WAL checkpointed
+    store = HistoryStore.open(data_dir, segment_records=7)
+    mixed_history(store, 7, seed=9)
+    live = view(store)
+    store.close()
+    (data_dir / "index.sqlite3").write_bytes(earlier)
+    lines: list[str] = []
+    store = HistoryStore.open(data_dir, segment_records=7, progress=lines.append)
+    assert lines == [] and store.notices == []
+    assert view(store) == live
+    store.close()
+
+
+# ---- upgrade from the previous version -------------------------------------------------------
+
+WRITER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from data import CallbackRecord, HistoryStore, OutboundRecord, ResponseRecord
+store = HistoryStore.open(sys.argv[2], segment_records=5)
+T0 = 1_700_000_000.0
+def text(phone, body, at):
+    return store.add_callback(CallbackRecord(
+        0, at, "incoming_message",
+        {"type": "incoming_message", "phone_number": phone, "message": body},
+        {"phone_number": phone, "body": body, "carrier_name": "Acme"}, (), (phone,), "10.0.0.1", "Demo", True))
+for i in range(12):
+    phone = ("15557000801", "5557000801", "+1 (555) 700-0801")[i % 3]
+    cb = text(phone, f"text {i} \\u202e from {phone}", T0 + i)
+    store.add_response(ResponseRecord(cb.seq, T0 + i + 0.5, 200, f"re {i}", "text/plain", "operator",
+                                      "answered", 5.0, phone, {"reply": f"re {i}"}))
+    text("5550000009", f"other {i}", T0 + i + 0.2)
+store.add_outbound(OutboundRecord(0, T0 + 20, "15557000801", "sent", ("m1",), ""))
+store.add_callback(CallbackRecord(0, T0 + 21, "delivery_report", {"type": "delivery_report"},
+                   {"message_id": "m1", "status_name": "delivered", "final": True}, (), (), "", "", False))
+store.close()
+"""
+
+
+def previous_version_history(tmp_path: Path) -> Path:
+    """A history written by the previous version's own code, in a subprocess."""
+    if not (REPO / ".git").exists():
+        pytest.skip("needs the git checkout to get the previous version")
+    old = tmp_path / "previous"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_FORMAT, "data"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    history = tmp_path / "history"
+    subprocess.run([sys.executable, "-c", WRITER, str(old), str(history)], check=True, timeout=60)
+    assert sorted(p.name for p in history.glob("seg-*.idx"))  # the old format, sidecars and all
+    return history
+
+
+def test_a_history_written_by_the_previous_version_upgrades_in_place(tmp_path):
+    history = previous_version_history(tmp_path)
+    before = {p.name: p.read_bytes() for p in history.glob("seg-*.jsonl")}
+    old_export = subprocess.run(
+        [sys.executable, "-c", "import sys, io; sys.path.insert(0, sys.argv[1]);"
+         "from data.store import export_on_disk; export_on_disk(__import__('pathlib').Path(sys.argv[2]), sys.stdout)",
+         str(tmp_path / "previous"), str(history)],
+        capture_output=True, text=True, check=True).stdout
+    progress: list[str] = []
+    store = HistoryStore.open(history, segment_records=5, progress=progress.append)
+    assert progress[0].startswith("upgrading history in ") and progress[-1].endswith("segments indexed")
+    assert store.notices == []
+    # the same records; only the bidi override is now written as an escape (safe to print)
+    new_export = export(store)
+    assert [json.loads(line) for line in new_export.splitlines()] == [json.loads(line) for line in old_export.splitlines()]
+    assert "\u202e" in old_export and "\u202e" not in new_export and "\\u202e" in new_export
+    # one texter, whichever way the number was written when the old version filed it
+    texter = store.thread("5557000801", limit=100)
+    assert [e.text for e in texter if e.direction == "in"] == [
+        f"text {i} \u202e from {('15557000801', '5557000801', '+1 (555) 700-0801')[i % 3]}" for i in range(12)]
+    assert store.thread("+1 (555) 700-0801", limit=100) == texter == store.thread("15557000801", limit=100)
+    assert texter[-1].delivery == ("delivered",) and texter[-1].final
+    assert [c.phone for c in store.contacts()] == ["5550000009", "5557000801"]
+    assert store.contact("15557000801").messages_in == 12 and store.contact("5557000801").messages_out == 13
+    store.close()
+    assert not list(history.glob("seg-*.idx"))  # the sidecars are gone, the segments untouched
+    assert {p.name: p.read_bytes() for p in history.glob("seg-*.jsonl")} == before
+    progress.clear()
+    store = HistoryStore.open(history, segment_records=5, progress=progress.append)
+    assert progress == [] and store.notices == [] and export(store) == new_export
+    assert json.loads(old_export.splitlines()[0])["kind"] == "callback"
+    store.close()
