@@ -215,9 +215,11 @@ def _run(config: Config, store) -> int:
             from server.headless import run_headless
 
             return runner.run(run_headless(config, store))
+        from server.backend.local import LocalBackend
         from tui.app import SwitchboardApp
 
-        app = SwitchboardApp(config, store)
+        # The entry point composes the core; the console gets only its backend.
+        app = SwitchboardApp(config, LocalBackend.for_config(config, store))
         runner.run(app.run_async())
         return app.return_code or 0
 

@@ -354,12 +354,14 @@ class Loader:
 def make_app(data_dir: Path, **gateway: Any) -> tuple[Any, Any]:
     from data.store import HistoryStore, settle_gc
     from server.config import Config, GatewayConfig
-    from tui.app import SwitchboardApp
+    from server.backend.local import LocalBackend
+from tui.app import SwitchboardApp
 
     store = HistoryStore.open(data_dir)
     settle_gc()  # as run.py does once the history is open
     gateway.setdefault("port", 0)
-    app = SwitchboardApp(Config(gateway=GatewayConfig(**gateway), data_dir=data_dir), store)
+    config = Config(gateway=GatewayConfig(**gateway), data_dir=data_dir)
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
     return app, store
 
 
@@ -390,7 +392,8 @@ async def part_thread(history: Path) -> list[Row]:
     rss_store = proc_status()["VmRSS"]
     st = store.stats()
     history_line = f"{st.callbacks + st.responses + st.outbound:,} records, {st.phones:,} phones, {st.segments} segments"
-    app = SwitchboardApp(Config(gateway=GatewayConfig(port=0), data_dir=history), store)
+    config = Config(gateway=GatewayConfig(port=0), data_dir=history)
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
     rows: list[Row] = []
     try:
         t = time.perf_counter()
@@ -462,7 +465,7 @@ async def held_phase_a(base: Path, n: int) -> list[Row]:
             await asyncio.sleep(1.2)  # at least one countdown tick of the 10k-row queue
             held_lag = await lag.stop()
             rss = proc_status()
-            pending = app.broker.pending_count
+            pending = app.backend.broker.pending_count
             t_quit = time.time()
             tq = time.perf_counter()
             await app.action_quit()
@@ -505,7 +508,7 @@ async def held_phase_b(base: Path, n: int, timeout: float) -> list[Row]:
             if body.startswith("B "):
                 deadlines[int(body[2:])] = event.item.deadline
 
-    app.broker.subscribe(on_event)
+    app.backend.broker.subscribe(on_event)
     out = base / "b.json"
     try:
         async with app.run_test(headless=True, size=(120, 40)):
@@ -519,7 +522,7 @@ async def held_phase_b(base: Path, n: int, timeout: float) -> list[Row]:
             lag = LagProbe().start()
             wave_keys = await typing_samples(
                 app, gap=0.05,
-                until=lambda: app.broker.pending_count == 0 or time.time() > first_deadline + 30)
+                until=lambda: app.backend.broker.pending_count == 0 or time.time() > first_deadline + 30)
             await asyncio.sleep(0.5)
             wave_lag = await lag.stop()
             del composer
@@ -561,19 +564,19 @@ async def held_phase_c(base: Path, max_pending: int, n: int) -> list[Row]:
 
     app, store = make_app(base / "c", reply_timeout=30, max_pending=max_pending, fallback="busy")
     server_ms: list[float] = []  # the gateway's own view: handler start → response recorded
-    app.broker.subscribe(lambda event: server_ms.append(event.response.latency_ms)
+    app.backend.broker.subscribe(lambda event: server_ms.append(event.response.latency_ms)
                          if isinstance(event, ExchangeEnded) and event.outcome == "overflow" and event.response else None)
     out = base / "c.json"
     expect = n - max_pending
     try:
         async with app.run_test(headless=True, size=(120, 40)):
-            stats = app.server.stats
+            stats = app.backend.server.stats
             loader = await Loader().start("held", "--url", app.gateway_url, "--n", str(n), "--out", str(out),
                                           "--tag", "C", "--timeout", "90")
-            settled = await wait_for(lambda: app.broker.pending_count >= max_pending and stats.overflow >= expect,
+            settled = await wait_for(lambda: app.backend.broker.pending_count >= max_pending and stats.overflow >= expect,
                                      60, step=0.05)
             await asyncio.sleep(0.5)  # let late overflow answers (if any) arrive
-            pending, overflow = app.broker.pending_count, stats.overflow
+            pending, overflow = app.backend.broker.pending_count, stats.overflow
             t_release = time.time()
             await app.action_quit()
         await loader.finish(60)
@@ -630,7 +633,7 @@ async def part_flood(rate: float, duration: float) -> list[Row]:
                 t_start = time.perf_counter()
                 await asyncio.sleep(1.0)  # warm-up
                 lag = LagProbe().start()
-                received0 = app.server.stats.received
+                received0 = app.backend.server.stats.received
                 t_window = time.perf_counter()
                 held_s: list[float] = []
                 posts: list[asyncio.Task] = []
@@ -655,7 +658,7 @@ async def part_flood(rate: float, duration: float) -> list[Row]:
                     keys = await typing_samples(app, 20, gap=0.05)
                     window = time.perf_counter() - t_start
                     in_flood = window < duration
-                    received = app.server.stats.received - received0
+                    received = app.backend.server.stats.received - received0
                     received_rate = received / (time.perf_counter() - t_window)
                     flood_lag = await lag.stop()
                     await loader.finish(duration + 30)

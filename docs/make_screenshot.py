@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data.store import HistoryStore
 from server.config import Config, GatewayConfig
+from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
 from tui.widgets.composer import Composer
 
@@ -22,7 +23,7 @@ async def main() -> None:
         store = HistoryStore.open(Path(tmp) / "history")
         config = Config(gateway=GatewayConfig(port=0, reply_timeout=20), data_dir=Path(tmp),
                         demo=True, demo_rate=1.5, demo_seed=11)
-        app = SwitchboardApp(config, store)
+        app = SwitchboardApp(config, LocalBackend.for_config(config, store))
         async with app.run_test(size=(120, 40)) as pilot:
             composer = app.query_one(Composer)
             for reply in ("Hi! Yes, we're open until 10pm tonight.", "Large pepperoni, 25 minutes."):

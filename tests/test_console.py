@@ -11,6 +11,7 @@ import aiohttp
 from textual.widgets._footer import FooterKey
 
 from server.config import Config, GatewayConfig
+from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
@@ -22,7 +23,8 @@ from .conftest import INCOMING
 def make_app(store, tmp_path: Path, **gateway) -> SwitchboardApp:
     gateway.setdefault("port", 0)
     gateway.setdefault("reply_timeout", 10)
-    return SwitchboardApp(Config(gateway=GatewayConfig(**gateway), data_dir=tmp_path), store)
+    config = Config(gateway=GatewayConfig(**gateway), data_dir=tmp_path)
+    return SwitchboardApp(config, LocalBackend.for_config(config, store))
 
 
 async def post(url: str, fields: dict[str, str]) -> tuple[int, str, str]:
@@ -371,8 +373,9 @@ async def test_an_sl_error_with_markup_is_shown_literally_and_harms_nothing(stor
     sl = web.Application()
     sl.router.add_route("*", "/api/{method}", refuse)
     server = await aiohttp_server(sl)
-    app = SwitchboardApp(Config(gateway=GatewayConfig(port=0), data_dir=tmp_path,
-                                sl_url=str(server.make_url("/api/")), sl_api_key="k"), store)
+    config = Config(gateway=GatewayConfig(port=0), data_dir=tmp_path,
+                    sl_url=str(server.make_url("/api/")), sl_api_key="k")
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await pilot.press("f6")
         await pilot.press(*"5551234567", "tab", *"hello", "enter")

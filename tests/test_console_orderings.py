@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from data.store import HistoryStore
 from server.config import Config, GatewayConfig
+from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
 from tui.widgets.composer import TYPING_GRACE, Composer
 
@@ -81,7 +82,7 @@ def _selected(app: SwitchboardApp) -> int | None:
 async def _run(plan: list[tuple], data_dir: Path) -> None:
     store = HistoryStore.open(data_dir / "history")
     config = Config(gateway=GatewayConfig(port=0, reply_timeout=3.0, fallback=FALLBACK), data_dir=data_dir)
-    app = SwitchboardApp(config, store)
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
     ledger = Ledger()
     counter = itertools.count(1)
     burst: int | None = None

@@ -382,11 +382,12 @@ def test_simulate_bad_input_is_one_line():
 
 
 async def test_demo_traffic_arrives_and_a_reply_reaches_the_virtual_phone(store, tmp_path):
+    from server.backend.local import LocalBackend
     from tui.app import SwitchboardApp
     from tui.widgets.composer import Composer
 
     config = Config(gateway=GatewayConfig(port=0, reply_timeout=20), data_dir=tmp_path, demo=True, demo_rate=0.5, demo_seed=5)
-    app = SwitchboardApp(config, store)
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
     async with app.run_test(size=(120, 40)) as pilot:
         composer = app.query_one(Composer)
         for _ in range(250):
@@ -396,10 +397,10 @@ async def test_demo_traffic_arrives_and_a_reply_reaches_the_virtual_phone(store,
         assert composer.item is not None, "demo traffic must arrive within 5 s"
         # From here on only this conversation goes on (its delivery reports, the phone's
         # answers): a new texter's message would take the view, as it should.
-        app._demo._crowd_task.cancel()
+        app.backend._demo._crowd_task.cancel()
         phone = composer.item.record.phones[0]
         await pilot.press(*"See you soon", "enter")
-        demo_sl = app._demo.sl
+        demo_sl = app.backend._demo.sl
         for _ in range(250):
             if "See you soon" in demo_sl.phone(phone).received:
                 break

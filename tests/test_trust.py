@@ -14,6 +14,7 @@ import pytest
 from server.config import Config, GatewayConfig
 from server.simulator.demo import start_sl_api
 from server.simulator.sl import SimulatedSL
+from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
@@ -30,7 +31,7 @@ def make_app(store, tmp_path: Path, *, sl_url: str = "", **gateway) -> Switchboa
     gateway.setdefault("reply_timeout", 10)
     config = Config(gateway=GatewayConfig(**gateway), data_dir=tmp_path,
                     sl_url=sl_url or None, sl_api_key="sl-key" if sl_url else None)
-    return SwitchboardApp(config, store)
+    return SwitchboardApp(config, LocalBackend.for_config(config, store))
 
 
 async def post(url: str, fields: dict[str, str]) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from rich.text import Text
 from textual import events, on
@@ -18,22 +18,20 @@ from textual.timer import Timer
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from data.models import OutboundRecord
-from data.store import HistoryStore
-from server.broker import (
+from data.models import ThreadEntry
+from data.phones import normalise_phone
+from server.backend import (
     AnswerRefused,
-    Broker,
     BrokerEvent,
     CallbackReceived,
+    ConsoleBackend,
     ExchangeEnded,
     ExchangeHeld,
     HeldItem,
     RequestRejected,
 )
 from server.config import Config
-from data.phones import normalise_phone
 from server.quit_signals import QuitSignals
-from server.runner import GatewayServer
 from server.shutdown import quitting
 
 from .clipboard import copy_text
@@ -50,10 +48,6 @@ from .widgets.held_queue import HeldQueue
 from .widgets.status_bar import StatusBar
 from .widgets.steady import SteadyFooter, show_text
 from .widgets.thread_view import ThreadView
-
-if TYPE_CHECKING:
-    from server.simulator.demo import Demo
-    from server.sl_client import SLClient
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
@@ -98,18 +92,18 @@ class SwitchboardApp(App[None]):
                 tooltip="Answer every held request with the fallback, then quit"),
     ]
 
-    def __init__(self, config: Config, store: HistoryStore, *, broker: Broker | None = None) -> None:
+    def __init__(self, config: Config, backend: ConsoleBackend) -> None:
         # A terminal that goes away never blocks the way out (tui/terminal_driver.py)
         super().__init__(driver_class=terminal_driver())
         self._gc = IdleCollector()
         self.config = config
-        self.store = store
-        self.broker = broker or Broker()
-        self.server = GatewayServer(config.gateway, self.broker, store)
+        self.backend = backend
         self._buffer: list[BrokerEvent] = []
         self._flush_timer: Timer | None = None
-        self._unsubscribe = self.broker.subscribe(self._on_broker_event)
+        self._unsubscribe = backend.subscribe(self._on_broker_event)
         self._phone = ""
+        self._entries: list[ThreadEntry] = []
+        """The thread on screen, as last read."""
         self._thread_ids: set[str] = set()
         self._stopping = False
         self._signals = QuitSignals()
@@ -120,22 +114,6 @@ class SwitchboardApp(App[None]):
         """The operator opened a conversation (search, phone list): auto-selection waits."""
         self._last_key = 0.0
         """When the operator last pressed a key (monotonic)."""
-        self.sl_client: SLClient | None = None
-        self._demo: Demo | None = None
-
-    async def _connect_sl(self, gateway_url: str) -> None:
-        """The SL API for outbound messages: --sl-url, or the simulator in --demo."""
-        if self.config.demo:
-            from server.simulator.demo import start_demo
-            from server.sl_client import SLClient
-
-            self._demo = await start_demo(gateway_url, rate=self.config.demo_rate, seed=self.config.demo_seed)
-            self.sl_client = SLClient(self._demo.sl_url, self._demo.sl_api_key)
-            self.query_one(StatusBar).notice = "DEMO"
-        elif self.config.sl_url:
-            from server.sl_client import SLClient
-
-            self.sl_client = SLClient(self.config.sl_url, self.config.sl_api_key)
 
     def notify(
         self,
@@ -191,23 +169,17 @@ class SwitchboardApp(App[None]):
 
     async def on_mount(self) -> None:
         status = self.query_one(StatusBar)
-        keys = self.config.gateway.api_keys
-        status.key_state = (
-            f"api_key checked: {', '.join(plain_line(app.name, 20) for app in keys)}"
-            if keys else "api_key: any accepted (no --api-key)"
-        )
-        self._load_history()
         self._gc.take_over()
         try:
-            url = await self.server.start()
+            started = await self.backend.start()
         except OSError as exc:
             self.exit(return_code=2, message=f"switchboard: {exc.strerror or exc}")
             return
-        status.gateway_url = url
+        status.gateway_url = started.url
+        status.key_state = started.key_state
+        status.notice = started.notice
         self._signals.catch(self._quit_on_signal)
-        await self._connect_sl(url)
-        for notice in self.store.notices:
-            self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
+        self.run_worker(self._load_history(), group="history", name="load-history")
         self.set_interval(1.0, self._tick)
         self._tick()
         composer = self.query_one(Composer)
@@ -222,17 +194,25 @@ class SwitchboardApp(App[None]):
 
     @property
     def gateway_url(self) -> str:
-        return self.server.url
+        return self.backend.status().url
 
-    def _load_history(self) -> None:
-        records = self.store.recent_callbacks(200)
+    async def _load_history(self) -> None:
+        records = await self.backend.recent_callbacks(200)
         lines = [describe(record) for record in records if not record.held]
-        if lines:
+        if lines and self._screen_up():
             # History is shown whole; only live batches are capped (to keep up under a flood).
             self.query_one(EventLog).write_batch(lines, limit=len(lines))
-        self._refresh_phones()
-        contacts = self.store.contacts(1)
-        self._show_phone(contacts[0].phone if contacts else "")
+        contacts = await self.backend.contacts(100)
+        if not self._screen_up():
+            return
+        self._show_contacts(contacts)
+        if not self._phone and contacts:
+            self._show_phone(contacts[0].phone)
+        self._show_notices()
+
+    def _show_notices(self) -> None:
+        for notice in self.backend.notices():
+            self.notify(plain_line(notice, 200), title="History", severity="warning", timeout=10)
 
     # -- broker events, in batches -----------------------------------------------------
 
@@ -363,18 +343,28 @@ class SwitchboardApp(App[None]):
             composer.focus_reply()
 
     def _show_phone(self, phone: str) -> None:
+        """Put `phone`'s conversation on screen; its history is read off the UI loop."""
         self._phone = phone
         title = self.query_one("#thread-title", Static)
         show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
-        entries = self.store.thread(phone, 300) if phone else []
+        self.query_one(Composer).viewing = phone
+        self.run_worker(self._read_phone(phone), group="thread", exclusive=True, name="read-thread")
+
+    async def _read_phone(self, phone: str) -> None:
+        composer = self.query_one(Composer)
+        answering = item_phone(composer.item)
+        entries = await self.backend.thread(phone, 300) if phone else []
+        contact = await self.backend.contact(phone) if phone else None
+        if answering and answering != phone:
+            composer.contact = await self.backend.contact(answering)
+        elif answering:
+            composer.contact = contact
+        if phone != self._phone or not self._screen_up():
+            return  # the operator has moved on; a newer read is on its way
+        self._entries = entries
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries)
-        contact = self.store.contact(phone) if phone else None
         self.query_one(ContactPanel).show(phone, contact)
-        composer = self.query_one(Composer)
-        composer.viewing = phone
-        answering = item_phone(composer.item)
-        composer.contact = contact if answering == phone else (self.store.contact(answering) if answering else None)
 
     def open_phone(self, phone: str) -> None:
         """Show the conversation the operator asked for, and keep it on screen.
@@ -395,8 +385,15 @@ class SwitchboardApp(App[None]):
         self._show_phone(phone)
 
     def _refresh_phones(self) -> None:
+        self.run_worker(self._read_phones(), group="phones", exclusive=True, name="read-phones")
+
+    async def _read_phones(self) -> None:
+        contacts = await self.backend.contacts(100)
+        if self._screen_up():
+            self._show_contacts(contacts)
+
+    def _show_contacts(self, contacts: list) -> None:
         phones = self.query_one("#phones", OptionList)
-        contacts = self.store.contacts(100)
         highlighted = phones.highlighted
         phones.clear_options()
         phones.add_options(
@@ -422,12 +419,11 @@ class SwitchboardApp(App[None]):
     # -- answering ---------------------------------------------------------------------
 
     @on(Composer.Submitted)
-    def _submitted(self, event: Composer.Submitted) -> None:
+    async def _submitted(self, event: Composer.Submitted) -> None:
         composer = self.query_one(Composer)
-        try:
-            self.broker.answer(event.seq, event.decision, "operator")
-        except AnswerRefused as exc:
-            self.notify(str(exc), title="Not sent", severity="error")
+        outcome = await self.backend.answer(event.seq, event.decision)
+        if isinstance(outcome, AnswerRefused):
+            self.notify(outcome.reason, title="Not sent", severity="error")
             return
         composer.forget(event.seq)
         if composer.item is not None and composer.item.seq == event.seq:
@@ -440,7 +436,7 @@ class SwitchboardApp(App[None]):
 
     @on(Composer.FollowUp)
     def _follow_up(self, event: Composer.FollowUp) -> None:
-        if self._require_sl() is None:
+        if not self._require_sl():
             return
         draft = OutboundDraft(event.phone, event.body, action_expected=True)
         self.run_worker(self._send_outbound(draft, follow_up=event.seq), group="sl-api", name="follow-up")
@@ -509,13 +505,13 @@ class SwitchboardApp(App[None]):
 
     # -- outbound: the SL API ------------------------------------------------------------
 
-    def _require_sl(self) -> SLClient | None:
-        if self.sl_client is None:
+    def _require_sl(self) -> bool:
+        if not self.backend.can_send:
             self.notify(
                 "No SL API configured: start with --sl-url URL --sl-api-key KEY, or --demo.",
                 title="SL API", severity="error",
             )
-        return self.sl_client
+        return self.backend.can_send
 
     def action_new_message(self) -> None:
         """f6: the ended item's draft goes out as a new message at once; otherwise a new
@@ -524,7 +520,7 @@ class SwitchboardApp(App[None]):
         if composer.ending is not None and composer.draft.text:
             composer.follow_up()
             return
-        if self._require_sl() is None:
+        if not self._require_sl():
             return
         phone = item_phone(composer.item) if composer.ending is not None else self._phone
 
@@ -535,35 +531,25 @@ class SwitchboardApp(App[None]):
         self.push_screen(NewMessageScreen(phone), sent)
 
     async def _send_outbound(self, draft: OutboundDraft, *, follow_up: int | None = None) -> None:
-        client = self.sl_client
-        assert client is not None
-        result = await client.send_message(draft.phone, draft.body, action_expected=draft.action_expected)
-        phone = normalise_phone(draft.phone)
-        record = self.store.add_outbound(
-            OutboundRecord(seq=0, sent_at=time.time(), phone=phone, body=draft.body,
-                           message_ids=result.message_ids, error=result.error)
-        )
-        await self.store.sync()
-        if record.error:
+        result = await self.backend.send_message(draft.phone, draft.body, action_expected=draft.action_expected)
+        if result.error:
             # A follow-up's draft stays in the composer, to try again or copy.
-            self.notify(plain_line(record.error, 200), title="send_message failed", severity="error", timeout=8)
+            self.notify(plain_line(result.error, 200), title="send_message failed", severity="error", timeout=8)
         else:
-            self.notify(f"Sent to {plain_line(phone, 20)}: ids {', '.join(record.message_ids)}", timeout=4)
+            self.notify(f"Sent to {plain_line(result.phone, 20)}: ids {', '.join(result.message_ids)}", timeout=4)
             if follow_up is not None:
                 self._leave_ended(follow_up)
-        if self._phone == phone or not self._phone:
-            self._show_phone(phone)
+        if self._phone == result.phone or not self._phone:
+            self._show_phone(result.phone)
         self._phones_dirty = True
 
     def action_close_session(self) -> None:
-        if not self._phone or self._require_sl() is None:
+        if not self._phone or not self._require_sl():
             return
         self.run_worker(self._close_session(self._phone), group="sl-api", name="close_sessions")
 
     async def _close_session(self, phone: str) -> None:
-        client = self.sl_client
-        assert client is not None
-        error = await client.close_sessions([phone])
+        error = await self.backend.close_session(phone)
         if error:
             self.notify(plain_line(error, 200), title="close_sessions failed", severity="error", timeout=8)
         else:
@@ -581,10 +567,10 @@ class SwitchboardApp(App[None]):
             if item is not None:
                 text = str(item.record.parsed.get("body", ""))
             else:
-                entries = [e for e in self.store.thread(phone, 50) if e.direction == "in"] if phone else []
+                entries = [e for e in self._entries if e.direction == "in"]
                 text = entries[-1].text if entries else ""
         elif what == "response":
-            entries = [e for e in self.store.thread(phone, 50) if e.direction == "out"] if phone else []
+            entries = [e for e in self._entries if e.direction == "out"]
             text = entries[-1].text if entries else ""
         if not text:
             self.notify(f"Nothing to copy ({what}).", severity="warning", timeout=3)
@@ -596,7 +582,7 @@ class SwitchboardApp(App[None]):
             if phone:
                 self.open_phone(phone)
 
-        self.push_screen(SearchScreen(self.store), chosen)
+        self.push_screen(SearchScreen(self.backend.search), chosen)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -623,11 +609,10 @@ class SwitchboardApp(App[None]):
         self._update_counts()
 
     def _update_counts(self) -> None:
-        counts = dict(self.server.stats.as_dict())
-        counts["pending"] = self.broker.pending_count
+        counts = self.backend.status().counts
         self.query_one(StatusBar).counts = counts
         show_text(self.query_one("#queue-title", Static),
-                  f"Held ({self.broker.pending_count}) — answer oldest first", layout=False)
+                  f"Held ({counts.get('pending', 0)}) — answer oldest first", layout=False)
 
     # -- shutdown ----------------------------------------------------------------------
 
@@ -653,13 +638,7 @@ class SwitchboardApp(App[None]):
         self._stopping = True
         quitting("quit")  # from now on the process exits within 3 s (server/shutdown.py)
         self._unsubscribe()
-        # Answer the held requests first (the simulator gets the fallback like any SL would),
-        # then stop the simulated traffic.
-        await self.server.stop()
-        if self._demo is not None:
-            await self._demo.stop()
-        if self.sl_client is not None:
-            await self.sl_client.close()
+        await self.backend.stop()
 
     async def on_unmount(self) -> None:
         try:

@@ -61,6 +61,12 @@ class LocalBackend:
         self._stopped = False
         self._notices_taken = 0
 
+    @classmethod
+    def for_config(cls, config: Config, store: HistoryStore, *, broker: Broker | None = None) -> "LocalBackend":
+        """The backend `config` describes: --demo starts the simulated SL with it."""
+        demo = DemoSettings(rate=config.demo_rate, seed=config.demo_seed) if config.demo else None
+        return cls(config=config, store=store, broker=broker, demo=demo)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> GatewayStatus:

@@ -4,8 +4,10 @@ scanned, newest first, with progress; choosing one opens that phone's conversati
 from __future__ import annotations
 
 from datetime import datetime
+from typing import AsyncIterator, Callable
 
 from rich.text import Text
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,11 +15,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
 
 from data.models import ThreadHit
 from data.phones import phone_query_digits
-from data.store import HistoryStore, SearchProgress
+from server.backend import SearchPage
 
 from ..safe import safe_line
 
@@ -32,9 +33,9 @@ class SearchScreen(ModalScreen[str | None]):
         Binding("down", "focus_hits", "Results", id="search.results", show=False),
     ]
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, search: Callable[[str], AsyncIterator[SearchPage]]) -> None:
         super().__init__()
-        self.store = store
+        self._run_search = search
         self._shown = 0
         self._phones: list[str] = []
         """The phone of each option, by option index (a message and its answer share a
@@ -72,15 +73,13 @@ class SearchScreen(ModalScreen[str | None]):
             text = phone
         self._search(text)
 
-    @work(thread=True, exclusive=True, group="search", name="history-search")
-    def _search(self, text: str) -> None:
-        worker = get_current_worker()
-        for progress in self.store.search(text):
-            if worker.is_cancelled:
-                return
-            self.app.call_from_thread(self._show, text, progress)
+    @work(exclusive=True, group="search", name="history-search")
+    async def _search(self, text: str) -> None:
+        # The backend reads the history off the UI loop and hands back pages with progress.
+        async for page in self._run_search(text):
+            self._show(text, page)
 
-    def _show(self, text: str, progress: SearchProgress) -> None:
+    def _show(self, text: str, progress: SearchPage) -> None:
         hits = self.query_one("#hits", OptionList)
         room = MAX_SHOWN - self._shown
         if room > 0 and progress.hits:

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Checkbox, Input, Static
 
 from data.models import ContactState
-from server.broker import HeldItem
+from server.backend import HeldItem
 from server.contract import CallbackType, Decision, encode_response, parse_tags
 from server.segments import count_segments
 

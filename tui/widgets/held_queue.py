@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from server.broker import HeldItem
+from server.backend import HeldItem
 from server.contract import CallbackType
 
 from ..safe import plain_line
