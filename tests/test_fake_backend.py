@@ -1,0 +1,163 @@
+"""The console against a backend that implements `ConsoleBackend` and nothing more: no
+gateway, no store, no socket. This is the proof that a network client can stand in for
+the in-process backend: composer, queue, thread and search all work through the seam."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit
+from server.backend import (
+    AnswerOutcome,
+    AnswerRefused,
+    AnswerSent,
+    BrokerEvent,
+    ConsoleBackend,
+    ExchangeEnded,
+    ExchangeHeld,
+    GatewayStatus,
+    HeldItem,
+    SearchPage,
+    SendOutcome,
+    Subscriber,
+)
+from server.config import Config
+from server.contract import Decision
+from tui.app import SwitchboardApp
+from tui.screens.search import SearchScreen
+from tui.widgets.composer import Composer
+from tui.widgets.held_queue import HeldQueue
+
+
+class FakeBackend:
+    """An in-memory core: held items are plain records; answers are written down."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Subscriber] = []
+        self.held: dict[int, HeldItem] = {}
+        self.answers: list[tuple[int, Decision]] = []
+        self.threads: dict[str, list[ThreadEntry]] = {}
+        self.sent: list[tuple[str, str]] = []
+        self.stopped = False
+
+    # the core's side, driven by the test
+    def hold(self, seq: int, phone: str, body: str, *, ttl: float = 60.0) -> HeldItem:
+        record = CallbackRecord(seq=seq, received_at=time.time(), type="incoming_message",
+                                fields={}, parsed={"body": body}, phones=(phone,), held=True)
+        item = HeldItem(record=record, deadline=time.time() + ttl)
+        self.held[seq] = item
+        self.threads.setdefault(phone, []).append(
+            ThreadEntry(at=time.time(), direction="in", text=body, who="texter", seq=seq))
+        self._publish(ExchangeHeld(item))
+        return item
+
+    def _publish(self, event: BrokerEvent) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber(event)
+
+    # ConsoleBackend
+    async def start(self) -> GatewayStatus:
+        return self.status()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self.subscribers.append(subscriber)
+        return lambda: self.subscribers.remove(subscriber)
+
+    async def answer(self, seq: int, decision: Decision) -> AnswerOutcome:
+        item = self.held.pop(seq, None)
+        if item is None:
+            return AnswerRefused(seq, f"cannot answer #{seq}: it is over")
+        self.answers.append((seq, decision))
+        self.threads[item.record.phones[0]].append(
+            ThreadEntry(at=time.time(), direction="out", text=decision.reply, who="operator", seq=seq))
+        self._publish(ExchangeEnded(seq=seq, outcome="answered", response=None))
+        return AnswerSent(seq)
+
+    def pending(self) -> list[HeldItem]:
+        return list(self.held.values())
+
+    def status(self) -> GatewayStatus:
+        return GatewayStatus(url="fake://hub/", key_state="fake", counts={"pending": len(self.held)})
+
+    @property
+    def can_send(self) -> bool:
+        return True
+
+    async def thread(self, phone: str, limit: int = 300) -> list[ThreadEntry]:
+        return list(self.threads.get(phone, []))[-limit:]
+
+    async def contact(self, phone: str) -> ContactState | None:
+        return ContactState(phone=phone) if phone in self.threads else None
+
+    async def contacts(self, limit: int = 100) -> list[ContactState]:
+        return [ContactState(phone=phone) for phone in list(self.threads)[:limit]]
+
+    async def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
+        return []
+
+    async def search(self, text: str) -> AsyncIterator[SearchPage]:
+        hits = [ThreadHit(phone=phone, at=entry.at, text=entry.text, seq=entry.seq, kind="callback")
+                for phone, entries in self.threads.items() for entry in entries if text in entry.text]
+        yield SearchPage(hits=hits[:1], scanned=1, total=2, done=False)
+        yield SearchPage(hits=hits[1:], scanned=2, total=2, done=True)
+
+    async def send_message(self, phone: str, body: str, *, action_expected: bool = True) -> SendOutcome:
+        self.sent.append((phone, body))
+        return SendOutcome(phone, message_ids=("1",))
+
+    async def close_session(self, phone: str) -> str:
+        return ""
+
+    def notices(self) -> list[str]:
+        return []
+
+
+def _conforms(backend: ConsoleBackend) -> ConsoleBackend:
+    return backend  # a type checker holds FakeBackend to the protocol here
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def test_composer_queue_thread_and_search_work_through_the_interface_alone(tmp_path: Path):
+    backend = FakeBackend()
+    app = SwitchboardApp(Config(data_dir=tmp_path), _conforms(backend))
+    async with app.run_test(size=(120, 40)) as pilot:
+        backend.hold(1, "5550000001", "first question")
+        backend.hold(2, "5550000002", "second question")
+        queue = app.query_one(HeldQueue)
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: len(queue) == 2 and composer.item is not None)
+        assert composer.item.seq == 1
+        thread = app.query_one("#thread")
+        await wait_until(pilot, lambda: "first question" in "\n".join(s.text for s in thread.lines))
+        await pilot.press(*"an answer", "enter")
+        await wait_until(pilot, lambda: backend.answers != [])
+        assert backend.answers == [(1, Decision(reply="an answer"))]
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.seq == 2)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: len(backend.answers) == 2)
+        assert backend.answers[1] == (2, Decision())
+        await wait_until(pilot, lambda: len(queue) == 0)
+        assert "fake://hub/" in str(app.query_one("#status").render())
+
+        await pilot.press("f5")
+        assert isinstance(app.screen, SearchScreen)
+        await pilot.press(*"question", "enter")
+        hits = app.screen.query_one("#hits")
+        await wait_until(pilot, lambda: hits.option_count == 2)
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+        await wait_until(pilot, lambda: thread.phone in ("5550000001", "5550000002"))
+    assert backend.stopped, "quitting stops the backend"
