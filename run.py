@@ -199,10 +199,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--demo needs the console; use 'python run.py serve-sl' for a headless simulator")
     config = config_from_args(args)
     store = _open_store(config.data_dir)
+    from server.quit_signals import catch_for_process
+    from server.shutdown import guard_process, run_once
+
+    close = run_once(partial(_close_store, store))
+    # Once a quit begins, the process ends within 3 s even if the loop wedges; the last
+    # resort closes the history (synced, lock released) from the deadline's thread.
+    deadline = guard_process(last_resort=close)
+    catch_for_process()  # from here on a signal is a clean quit, even during start-up
+    code = 1
     try:
         code = _run(config, store)
     finally:
-        closed = _close_store(store)
+        closed = close()
+        deadline.finished(code if closed else 1)
     return code if closed else 1
 
 
