@@ -36,7 +36,8 @@ from .models import ContactState
 __all__ = ["CATALOG_NAME", "Catalog", "SegmentFiling", "VERSION"]
 
 CATALOG_NAME = "index.sqlite3"
-VERSION = 1
+VERSION = 2
+"""2: phones keyed by `normalise_phone` (1 kept them as written)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -111,12 +111,13 @@ def write_durably(path: Path, chunks: Iterable[bytes]) -> int:
 
 
 def load_journal(
-    path: str | os.PathLike[str], notices: list[str], *, fast: bool = False
+    path: str | os.PathLike[str], notices: list[str], *, fast: bool = False, closed: bool = False
 ) -> tuple[list[tuple[int, dict]], int]:
     """Parse a journal file into `(offset, line object)` pairs and its (repaired) size.
     `fast`: parse a clean file with orjson (3x quicker; keys are then not shared between
     documents, which only matters for one held in memory); a line it refuses is read again
-    with `json`, which decides what is damaged.
+    with `json`, which decides what is damaged. `closed`: a file complete before the last
+    crash, so a cut-off last line is damage (moved aside with the rest), not a torn write.
 
     A torn final line is truncated away; garbage lines elsewhere make the file move aside and
     be replaced by a copy holding only the good lines. Each repair appends one line to `notices`.
@@ -134,6 +135,9 @@ def load_journal(
     # torn write; either way the file is cut back to its last complete line.
     torn = end < len(data) and bool(data[end:].strip(b"\0"))
     reserved_tail = end < len(data) and not torn
+    cut_off = b""
+    if torn and closed:
+        cut_off, torn = data[end:], False
     lines = data[:end].split(b"\n")[:-1]
     del data
     offset = 0
@@ -156,12 +160,14 @@ def load_journal(
         del joined
     else:
         objs = []
-    if objs is not None and len(objs) == len(lines) and all(map(_valid, objs)):
+    clean = objs is not None and len(objs) == len(lines) and all(map(_valid, objs))
+    if clean:
         for raw, obj in zip(lines, objs):
             entries.append((offset, obj))
             offset += len(raw) + 1
-        lines = []
-    for raw in lines:
+        if not cut_off:
+            lines = []  # not needed for a rewrite: free them now
+    for raw in () if clean else lines:
         try:
             obj = loads(raw)
         except ValueError:
@@ -171,6 +177,8 @@ def load_journal(
         else:
             bad += 1
         offset += len(raw) + 1
+    if cut_off:
+        bad += 1
     if bad:
         aside = move_aside(path)
         good: list[bytes] = []

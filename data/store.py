@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .catalog import CATALOG_NAME, Catalog, SegmentFiling
+from .catalog import CATALOG_NAME, VERSION, Catalog, SegmentFiling
 from .codec import CODECS, callback_doc
 from .commit import FLUSH_SOON, BackgroundChain, GroupCommit
 from .indexes import HistoryIndex
@@ -176,8 +176,13 @@ class HistoryStore(HistoryReads):
         upgrade = not path.exists() and bool(closed)
         self._open_catalogs()
         problem = catalog_problem(self.data_dir, self._ix, closed)
+        rebuild = problem is not None
         if problem:
             self.notices.append(f"{problem}; rebuilding the index")
+        elif self._ix.version != VERSION:  # an index of another format: built again, nothing lost
+            progress(f"the index in {self.data_dir} is of format {self._ix.version}; rebuilding it")
+            upgrade = rebuild = True
+        if rebuild:
             self._close_catalogs()
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -223,7 +228,7 @@ class HistoryStore(HistoryReads):
 
     def _file_closed(self, n: int) -> None:
         """Replay closed segment `n` into the indexes and file it in the catalog."""
-        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True)
+        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True, closed=True)
         base = n << LOC_SHIFT
         ix = self._ix
         ix.begin(n)
