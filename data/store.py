@@ -298,8 +298,8 @@ class HistoryStore(HistoryReads):
         self._insert(callback_doc(rec, seq))
         if type(rec) is CallbackRecord:  # dataclasses.replace, without its generic overhead
             return CallbackRecord(
-                seq, rec.received_at, rec.type, rec.fields, rec.parsed, rec.warnings,
-                rec.phones, rec.peer, rec.app, rec.held,
+                seq=seq, received_at=rec.received_at, type=rec.type, fields=rec.fields, parsed=rec.parsed,
+                warnings=rec.warnings, phones=rec.phones, peer=rec.peer, app=rec.app, held=rec.held,
             )
         return dataclasses.replace(rec, seq=seq)
 
