@@ -247,6 +247,8 @@ def _history_kind_refused(data_dir: Path, demo: bool, *, default_place: bool) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """A tool's exit status; the console and headless end the process themselves (exit 0,
+    1 when history could not be written, 2 for bad input)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
@@ -276,13 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     # resort closes the history (synced, lock released) from the deadline's thread.
     deadline = guard_process(last_resort=close)
     catch_for_process()  # from here on a signal is a clean quit, even during start-up
-    code = 1
     try:
         code = _run(config, store)
     finally:
         closed = close()
-        deadline.finished(code if closed else 1)
-    return code if closed else 1
+    deadline.exit(code if closed else 1)
 
 
 def _run(config: Config, store) -> int:

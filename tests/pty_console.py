@@ -5,7 +5,7 @@ fresh pty (as a terminal emulator, tmux or sshd does), drains the screen output 
 app never blocks on a full pty, and `hang_up()` closes the master side: the kernel then
 sends SIGHUP and every further read or write on the terminal fails with EIO, as when a
 tmux session is killed or an ssh connection drops. Shared by tests/test_console_process.py
-and benchmarks/hangup_bench.py.
+benchmarks/hangup_bench.py and tests/test_command_line.py.
 """
 
 from __future__ import annotations
