@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from functools import partial
 from pathlib import Path
 
 from server.cli_types import port, positive
 from server.config import AppKey, Config, GatewayConfig
+
+DIST_NAME = "sms-switchboard"
+"""The distribution's name on the package index (`switchboard` there is another project);
+the command is `switchboard`."""
+COMMANDS = (
+    ("(none)", "the console: held callbacks answered by hand (--headless: the gateway alone)"),
+    ("simulate", "QA any app's gateway: virtual texters send every callback type, each answer judged"),
+    ("serve-sl", "the simulated SL alone: its HTTP API, and texters posting to your gateway"),
+    ("export", "the whole history as JSON lines, oldest first"),
+)
+DEMO_MARK = "DEMO"
+"""The file that marks a --demo history (simulated traffic): a real run refuses that directory."""
 
 
 
@@ -28,12 +41,32 @@ def _api_key(text: str) -> AppKey:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _prog() -> str:
+    """The name the program was started by: `switchboard` once installed, else `python run.py`."""
+    return "python run.py" if Path(sys.argv[0]).name == "run.py" else "switchboard"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{version(DIST_NAME)} (the {DIST_NAME} distribution)"
+    except PackageNotFoundError:
+        return f"(the {DIST_NAME} distribution is not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    prog = _prog()
+    commands = "\n".join(f"  {name:<10}{what}" for name, what in COMMANDS)
     parser = argparse.ArgumentParser(
-        prog="python run.py",
-        description="Switchboard: answer Service Layer SMS callbacks by hand.",
-        epilog="Tools: 'python run.py simulate --help', 'python run.py serve-sl --help', 'python run.py export --help'.",
+        prog=prog,
+        usage=f"{prog} [OPTIONS]\n       {prog} {{simulate,serve-sl,export}} [OPTIONS]",
+        description="Switchboard: a terminal console for answering an SMS platform's (the Service\n"
+                    "Layer's) HTTP callbacks by hand.",
+        epilog=f"commands:\n{commands}\n\n'{prog} COMMAND --help' shows a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
     parser.add_argument("--path", type=_path, default="/", help="path of the Gateway URL (default: /)")
@@ -46,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pending", type=positive(int, "--max-pending"), default=5000, metavar="N",
                         help="held callbacks beyond N get the fallback at once (default: 5000)")
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help="where history is kept (default: the user data directory)")
+                        help="where history is kept (default: the user data directory); --demo keeps "
+                             "its own in DIR/demo")
     parser.add_argument("--headless", action="store_true",
                         help="run the gateway with no console: held callbacks get the fallback at once")
     parser.add_argument("--demo", action="store_true",
-                        help="feed the console from the built-in SL simulator (history goes to DATA_DIR/demo)")
+                        help="feed the console from the built-in SL simulator; its history is kept apart, "
+                             "in DIR/demo")
     parser.add_argument("--demo-rate", type=positive(float, "--demo-rate"), default=1.0, metavar="N",
                         help="simulated conversations started per second in --demo (default: 1)")
     parser.add_argument("--demo-seed", type=int, default=None, metavar="S", help="seed for a reproducible --demo")
@@ -159,7 +194,7 @@ def _printable(text: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     data_dir = _data_dir(args.data_dir)
-    if args.demo and args.data_dir is None:
+    if args.demo:
         data_dir = data_dir / "demo"  # keep simulated traffic out of the real history
     return Config(
         gateway=GatewayConfig(
@@ -181,7 +216,39 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
 
 
+def _history_kind_refused(data_dir: Path, demo: bool, *, default_place: bool) -> str | None:
+    """Keep simulated and real traffic apart: a --demo history is marked (DEMO_MARK) and a
+    real run refuses it; --demo refuses a directory that holds an unmarked history, except
+    at the default place, where earlier versions kept the demo's unmarked. Marks a new demo
+    history. Returns the reason to refuse, or None."""
+    mark = data_dir / DEMO_MARK
+    if not demo:
+        if mark.exists():
+            return (f"{data_dir} holds the simulated traffic of --demo, not a real history; "
+                    "run with --demo, or choose another --data-dir")
+        return None
+    if mark.exists():
+        return None
+    try:
+        holds_history = any(name != DEMO_MARK for name in os.listdir(data_dir))
+    except FileNotFoundError:
+        holds_history = False
+    except OSError:
+        return None  # not a directory, or unreadable: opening the history says which
+    if holds_history and not default_place:
+        return (f"{data_dir} holds a real history (it has no {DEMO_MARK} file); --demo keeps its "
+                "own in DIR/demo: choose another --data-dir")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        mark.write_text("This history holds simulated traffic from `switchboard --demo`.\n", encoding="utf-8")
+    except OSError:
+        pass  # opening the history gives the reason
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """A tool's exit status; the console and headless end the process themselves (exit 0,
+    1 when history could not be written, 2 for bad input)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
@@ -198,12 +265,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo and args.headless:
         parser.error("--demo needs the console; use 'python run.py serve-sl' for a headless simulator")
     config = config_from_args(args)
+    refused = _history_kind_refused(config.data_dir, config.demo, default_place=args.data_dir is None)
+    if refused:
+        print(f"switchboard: {refused}", file=sys.stderr)
+        return 2
     store = _open_store(config.data_dir)
+    from server.quit_signals import catch_for_process
+    from server.shutdown import guard_process, run_once
+
+    close = run_once(partial(_close_store, store))
+    # Once a quit begins, the process ends within 3 s even if the loop wedges; the last
+    # resort closes the history (synced, lock released) from the deadline's thread.
+    deadline = guard_process(last_resort=close)
+    catch_for_process()  # from here on a signal is a clean quit, even during start-up
     try:
         code = _run(config, store)
     finally:
-        closed = _close_store(store)
-    return code if closed else 1
+        closed = close()
+    deadline.exit(code if closed else 1)
 
 
 def _run(config: Config, store) -> int:

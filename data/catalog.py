@@ -36,7 +36,8 @@ from .models import ContactState
 __all__ = ["CATALOG_NAME", "Catalog", "SegmentFiling", "VERSION"]
 
 CATALOG_NAME = "index.sqlite3"
-VERSION = 1
+VERSION = 2
+"""2: phones keyed by `normalise_phone` (1 kept them as written)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,8 +72,10 @@ class SegmentFiling:
 
 
 def contact_row(c: ContactState, head: int) -> tuple[Any, ...]:
-    return (c.phone, None if c.session_open is None else int(c.session_open), int(c.subscribed), json.dumps(list(c.tags)) if c.tags else "[]", int(c.blacklisted),
-            int(c.loop_flagged), c.last_seen, c.carrier, c.messages_in, c.messages_out, head)
+    session_open = None if c.session_open is None else int(c.session_open)
+    tags = json.dumps(list(c.tags)) if c.tags else "[]"
+    return (c.phone, session_open, int(c.subscribed), tags, int(c.blacklisted), int(c.loop_flagged),
+            c.last_seen, c.carrier, c.messages_in, c.messages_out, head)
 
 
 class Catalog:
@@ -111,8 +114,11 @@ class Catalog:
     def contacts(self) -> Iterator[tuple[ContactState, int]]:
         """Every contact as of `covered`, with its newest thread block's segment."""
         for r in self._db.execute("SELECT * FROM contacts"):
-            yield ContactState(r[0], None if r[1] is None else bool(r[1]), bool(r[2]), tuple(json.loads(r[3])), bool(r[4]), bool(r[5]),
-                               r[6], r[7], r[8], r[9]), r[10]
+            yield ContactState(
+                phone=r[0], session_open=None if r[1] is None else bool(r[1]), subscribed=bool(r[2]),
+                tags=tuple(json.loads(r[3])), blacklisted=bool(r[4]), loop_flagged=bool(r[5]),
+                last_seen=r[6], carrier=r[7], messages_in=r[8], messages_out=r[9],
+            ), r[10]
 
     def loc(self, seq: int) -> int:
         row = self._db.execute("SELECT loc FROM byseq WHERE seq = ?", (seq,)).fetchone()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from typing import Any, Callable, Mapping
 
-from .catalog import Catalog, SegmentFiling, contact_row
+from .catalog import VERSION, Catalog, SegmentFiling, contact_row
 from .models import ContactState
 from .projection import concerned_phones, next_contact, next_delivery, shows_in_thread
 
@@ -84,10 +84,12 @@ class HistoryIndex:
         self.pending: list[Overlay] = []
         """Closed segments whose filing has not been seen to commit, oldest first."""
         self.live = Overlay(1, 1)
+        self.version = VERSION
 
     def load(self) -> None:
         """Start from what the catalog holds."""
         meta = self.catalog.meta()
+        self.version = meta.get("version", VERSION)
         self.covered = meta.get("covered", 0)
         self.next_seq = meta.get("next_seq", 1)
         self.counts = list(meta.get("counts", (0, 0, 0)))

@@ -110,13 +110,61 @@ def write_durably(path: Path, chunks: Iterable[bytes]) -> int:
     return size
 
 
+def _parse_whole(lines: list[bytes], fast: bool) -> list | None:
+    """Every line parsed in one call, as one JSON array (None if any line does not parse):
+    faster, and json's key memo then shares the key strings of all documents (a large
+    saving in memory for a segment held in memory)."""
+    if not lines:
+        return []
+    first, last = lines[0], lines[-1]
+    lines[0] = b"[" + first
+    lines[-1] = lines[-1] + b"]"
+    joined = b",".join(lines)  # brackets included: no further copy before decoding
+    lines[0], lines[-1] = first, last
+    if len(lines) == 1:
+        lines[0] = first
+    try:
+        objs = orjson.loads(joined) if fast else json.loads(joined)
+    except ValueError:
+        return None
+    return objs if isinstance(objs, list) else None
+
+
+def _keep_good_lines(
+    path: Path, lines: list[bytes], entries: list[tuple[int, dict]], bad: int, notices: list[str]
+) -> tuple[list[tuple[int, dict]], int]:
+    """Move a damaged journal aside and write a copy of its good lines in its place;
+    returns the good entries at their new offsets and the new size."""
+    aside = move_aside(path)
+    good: list[bytes] = []
+    fixed: list[tuple[int, dict]] = []
+    pos = 0
+    it = iter(entries)
+    nxt = next(it, None)
+    offset = 0
+    for raw in lines:
+        if nxt is not None and nxt[0] == offset:
+            good.append(raw + b"\n")
+            fixed.append((pos, nxt[1]))
+            pos += len(raw) + 1
+            nxt = next(it, None)
+        offset += len(raw) + 1
+    write_durably(path, good)
+    notices.append(
+        f"{path.name} had {bad} damaged line(s): kept {len(fixed)} good record(s), "
+        f"the original is kept as {aside.name}"
+    )
+    return fixed, pos
+
+
 def load_journal(
-    path: str | os.PathLike[str], notices: list[str], *, fast: bool = False
+    path: str | os.PathLike[str], notices: list[str], *, fast: bool = False, closed: bool = False
 ) -> tuple[list[tuple[int, dict]], int]:
     """Parse a journal file into `(offset, line object)` pairs and its (repaired) size.
     `fast`: parse a clean file with orjson (3x quicker; keys are then not shared between
     documents, which only matters for one held in memory); a line it refuses is read again
-    with `json`, which decides what is damaged.
+    with `json`, which decides what is damaged. `closed`: a file complete before the last
+    crash, so a cut-off last line is damage (moved aside with the rest), not a torn write.
 
     A torn final line is truncated away; garbage lines elsewhere make the file move aside and
     be replaced by a copy holding only the good lines. Each repair appends one line to `notices`.
@@ -134,34 +182,22 @@ def load_journal(
     # torn write; either way the file is cut back to its last complete line.
     torn = end < len(data) and bool(data[end:].strip(b"\0"))
     reserved_tail = end < len(data) and not torn
+    cut_off = b""
+    if torn and closed:
+        cut_off, torn = data[end:], False
     lines = data[:end].split(b"\n")[:-1]
     del data
     offset = 0
     loads = json.loads
-    # One parse for the whole file when it is clean: faster, and json's key memo then shares
-    # the key strings of all documents (a large saving in memory for a 100k-record segment).
-    objs = None
-    if lines:
-        first, last = lines[0], lines[-1]
-        lines[0] = b"[" + first
-        lines[-1] = lines[-1] + b"]"
-        joined = b",".join(lines)  # brackets included: no further copy before decoding
-        lines[0], lines[-1] = first, last
-        if len(lines) == 1:
-            lines[0] = first
-        try:
-            objs = orjson.loads(joined) if fast else loads(joined)
-        except ValueError:
-            objs = None
-        del joined
-    else:
-        objs = []
-    if objs is not None and len(objs) == len(lines) and all(map(_valid, objs)):
+    objs = _parse_whole(lines, fast)
+    clean = objs is not None and len(objs) == len(lines) and all(map(_valid, objs))
+    if clean:
         for raw, obj in zip(lines, objs):
             entries.append((offset, obj))
             offset += len(raw) + 1
-        lines = []
-    for raw in lines:
+        if not cut_off:
+            lines = []  # not needed for a rewrite: free them now
+    for raw in () if clean else lines:
         try:
             obj = loads(raw)
         except ValueError:
@@ -171,26 +207,10 @@ def load_journal(
         else:
             bad += 1
         offset += len(raw) + 1
+    if cut_off:
+        bad += 1
     if bad:
-        aside = move_aside(path)
-        good: list[bytes] = []
-        fixed: list[tuple[int, dict]] = []
-        pos = 0
-        it = iter(entries)
-        nxt = next(it, None)
-        offset = 0
-        for raw in lines:
-            if nxt is not None and nxt[0] == offset:
-                good.append(raw + b"\n")
-                fixed.append((pos, nxt[1]))
-                pos += len(raw) + 1
-                nxt = next(it, None)
-            offset += len(raw) + 1
-        write_durably(path, good)
-        notices.append(
-            f"{path.name} had {bad} damaged line(s): kept {len(fixed)} good record(s), "
-            f"the original is kept as {aside.name}"
-        )
+        fixed, pos = _keep_good_lines(path, lines, entries, bad, notices)
         if torn:
             notices.append(f"ignored a torn final write in {path.name}")
         return fixed, pos

@@ -7,6 +7,7 @@ so a rule is changed (and tested) here alone.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 from .models import ContactState
@@ -39,8 +40,10 @@ _FLAGS = {
 """Callback types that set one flag on every phone they name."""
 
 
+@lru_cache(maxsize=1 << 16)
 def phone_key(phone: str) -> str:
-    """The key a phone's contact state and thread are filed under (the one phone rule)."""
+    """The key a phone's contact state and thread are filed under (the one phone rule;
+    cached: the same texters write again and again, and the rule walks every character)."""
     return normalise_phone(phone)
 
 
@@ -58,7 +61,8 @@ def concerned_phones(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: str | None = None) -> ContactState:
-    """The contact state of `state.phone` after `doc` (a stored record that concerns it).
+    """The contact state of `state.phone` after `doc` (a stored record that concerns it);
+    `state` itself when nothing changes.
 
     - An incoming message opens the texter's session, counts in, records the carrier.
     - Any callback naming the phone moves its last-seen time forward (never back).
@@ -68,54 +72,41 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
       (`answered_type`).
     - An outbound send counts out unless it failed to send.
     """
-    kind = doc["kind"]
     s = state
+    flags = {"session_open": s.session_open, "subscribed": s.subscribed,
+             "blacklisted": s.blacklisted, "loop_flagged": s.loop_flagged}
+    tags, last_seen, carrier = s.tags, s.last_seen, s.carrier
+    messages_in, messages_out = s.messages_in, s.messages_out
+    kind = doc["kind"]
     if kind == "callback":
-        typ = doc["type"]
         at = doc["received_at"]
-        last_seen = at if at > s.last_seen else s.last_seen
+        if at > last_seen:
+            last_seen = at
+        typ = doc["type"]
         phones = doc["phones"]
         if typ == "incoming_message" and phones and phone_key(phones[0]) == s.phone:
-            carrier = doc["parsed"].get("carrier_name") or s.carrier
-            return ContactState(
-                s.phone, True, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
-                last_seen, str(carrier), s.messages_in + 1, s.messages_out,
-            )
-        flag = _FLAGS.get(typ)
-        if flag is None:
-            if last_seen == s.last_seen:
-                return s
-            return ContactState(
-                s.phone, s.session_open, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
-                last_seen, s.carrier, s.messages_in, s.messages_out,
-            )
-        values = {
-            "session_open": s.session_open, "subscribed": s.subscribed,
-            "blacklisted": s.blacklisted, "loop_flagged": s.loop_flagged,
-        }
-        values[flag[0]] = flag[1]
-        return ContactState(
-            s.phone, values["session_open"], values["subscribed"], s.tags, values["blacklisted"],
-            values["loop_flagged"], last_seen, s.carrier, s.messages_in, s.messages_out,
-        )
-    if kind == "response":
+            flags["session_open"] = True
+            carrier = str(doc["parsed"].get("carrier_name") or carrier)
+            messages_in += 1
+        elif typ in _FLAGS:
+            name, value = _FLAGS[typ]
+            flags[name] = value
+    elif kind == "response":
         decision = doc.get("decision") or {}
-        session_open = False if decision.get("close_session") else s.session_open
-        tags = decision.get("tags")
-        new_tags = tuple(str(t) for t in tags) if tags and answered_type == "subscription_created" else s.tags
-        out = s.messages_out + 1 if decision.get("reply") else s.messages_out
-        if session_open == s.session_open and new_tags is s.tags and out == s.messages_out:
-            return s
-        return ContactState(
-            s.phone, session_open, s.subscribed, new_tags, s.blacklisted, s.loop_flagged,
-            s.last_seen, s.carrier, s.messages_in, out,
-        )
-    if doc.get("error"):
-        return s
-    return ContactState(
-        s.phone, s.session_open, s.subscribed, s.tags, s.blacklisted, s.loop_flagged,
-        s.last_seen, s.carrier, s.messages_in, s.messages_out + 1,
+        if decision.get("close_session"):
+            flags["session_open"] = False
+        new_tags = decision.get("tags")
+        if new_tags and answered_type == "subscription_created":
+            tags = tuple(str(t) for t in new_tags)
+        if decision.get("reply"):
+            messages_out += 1
+    elif not doc.get("error"):
+        messages_out += 1
+    new = ContactState(
+        phone=s.phone, tags=tags, last_seen=last_seen, carrier=carrier,
+        messages_in=messages_in, messages_out=messages_out, **flags,
     )
+    return s if new == s else new
 
 
 def shows_in_thread(doc: Mapping[str, Any], phone: str) -> bool:

@@ -1,16 +1,17 @@
 """The history store: every callback, response and outbound send, kept in TinyDB segments.
 
-`HistoryStore` is the facade: it opens (locks, repairs, loads) a history directory, adds
-records, reads them back and closes. The parts it composes, one job each:
+`HistoryStore` is the facade: it opens (locks, repairs, upgrades, loads) a history
+directory, adds records, reads them back (data/reads.py) and closes. The parts it composes,
+one job each:
 
 - data/segments.py: segment files; the live one is a TinyDB database in memory
-  (data/journal.py appends each insert as one JSON line), closed ones are read on demand.
+  (data/journal.py appends each insert as one JSON line), closed ones are read in place.
 - data/codec.py: records <-> JSON documents, and how a document shows in a thread.
-- data/indexes.py: where each record is, each phone's thread, contact and delivery states.
+- data/indexes.py + data/catalog.py: where each record is, each phone's thread, contact and
+  delivery states; on disk (index.sqlite3) for closed segments, in memory for the rest.
 - data/projection.py: the SMS rules behind contact and delivery states (pure functions).
-- data/commit.py: group commit (the writer thread) and the sidecar thread.
-- data/sidecar.py: the `seg-NNNNNN.idx` sidecars that let open() skip replaying segments.
-- data/scan.py: search and export over the whole history.
+- data/commit.py: group commit (the writer thread) and the filing thread.
+- data/scan.py, data/export.py: search and export over the whole history.
 
 What is durable when. `add_*` only queues the line (no I/O, so it can run on the event loop
 before the gateway's first await). `await sync()` is a group commit (data/commit.py): when it
@@ -25,22 +26,26 @@ notice) what a crash left.
 
 Segments. When the live segment holds `segment_records` records, the next add closes it:
 its queued lines go to the writer, a new segment file is created, and the old TinyDB is
-dropped once its bytes are on disk (until then reads use it). At rotation a background
-thread writes the closed segment's sidecar (a full catalog every `full_every` rotations, a
-delta in between). `open()` applies the newest chain of sidecars that reads back whole and
-matches the segment sizes, replays any closed segment after it, and loads the live segment
-into TinyDB, filing it into the indexes with the same code `add_*` uses.
+dropped once its bytes are on disk (until then reads use it). The closed segment's index
+entries (built on the loop as records were added) are filed into the catalog in the
+background, in one transaction; until that commits, reads use them from memory. `open()`
+reads the catalog's header and contacts, files any closed segment the catalog lacks (a
+crash between a rotation and its filing; every one for a history of the previous format:
+an upgrade), and loads the live segment into TinyDB, filing it with the code `add_*` uses.
+Nothing at open reads a closed segment the catalog holds.
 
-Recovery. A torn final line (crash mid-write) is cut off and reported in `notices`. A
-segment with garbage lines elsewhere is moved aside to `<name>.corrupt-<timestamp>` and
-replaced by a copy with every line that still parses. A sidecar that fails its checks is
-moved aside the same way and rebuilt. A damaged line found later while reading a closed
-segment is skipped and reported in `notices`.
+Recovery. A torn final line of the live segment (crash mid-write) is cut off and reported
+in `notices`. A segment with garbage lines elsewhere (or a closed one cut mid-line) is moved
+aside to `<name>.corrupt-<timestamp>` and replaced by a copy with every line that still
+parses. A closed segment that is missing or changed size is named in `notices` (with the
+records lost) and the catalog is rebuilt from the segments; a catalog SQLite cannot read is
+moved aside and rebuilt. A damaged line found later while reading is skipped and reported.
 
 Threads. All TinyDB calls and index updates happen on the caller's thread (the event loop).
-The writer thread only touches file descriptors and bytes it was handed. `search()` and
-`export_jsonl()` take their snapshot of the live segment when called, then read only that
-copy and closed files, so they may run in a worker thread.
+The writer thread only touches file descriptors and bytes it was handed; the filing thread
+only the catalog's writing connection. `search()` and `export_jsonl()` take their snapshot
+of the live segment when called, then read only that copy and closed files, so they may
+run in a worker thread.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .catalog import CATALOG_NAME, Catalog, SegmentFiling
+from .catalog import CATALOG_NAME, VERSION, Catalog, SegmentFiling
 from .codec import CODECS, callback_doc
 from .commit import FLUSH_SOON, BackgroundChain, GroupCommit
 from .indexes import HistoryIndex
@@ -176,8 +181,13 @@ class HistoryStore(HistoryReads):
         upgrade = not path.exists() and bool(closed)
         self._open_catalogs()
         problem = catalog_problem(self.data_dir, self._ix, closed)
+        rebuild = problem is not None
         if problem:
             self.notices.append(f"{problem}; rebuilding the index")
+        elif self._ix.version != VERSION:  # an index of another format: built again, nothing lost
+            progress(f"the index in {self.data_dir} is of format {self._ix.version}; rebuilding it")
+            upgrade = rebuild = True
+        if rebuild:
             self._close_catalogs()
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -223,7 +233,7 @@ class HistoryStore(HistoryReads):
 
     def _file_closed(self, n: int) -> None:
         """Replay closed segment `n` into the indexes and file it in the catalog."""
-        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True)
+        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True, closed=True)
         base = n << LOC_SHIFT
         ix = self._ix
         ix.begin(n)
@@ -288,8 +298,8 @@ class HistoryStore(HistoryReads):
         self._insert(callback_doc(rec, seq))
         if type(rec) is CallbackRecord:  # dataclasses.replace, without its generic overhead
             return CallbackRecord(
-                seq, rec.received_at, rec.type, rec.fields, rec.parsed, rec.warnings,
-                rec.phones, rec.peer, rec.app, rec.held,
+                seq=seq, received_at=rec.received_at, type=rec.type, fields=rec.fields, parsed=rec.parsed,
+                warnings=rec.warnings, phones=rec.phones, peer=rec.peer, app=rec.app, held=rec.held,
             )
         return dataclasses.replace(rec, seq=seq)
 

@@ -26,11 +26,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from data.models import CallbackRecord, ResponseRecord
 from data.store import HistoryStore, StoreError
 
+from .body import BodyRefused, read_body
 from .broker import (
     Broker,
     CallbackReceived,
@@ -121,7 +122,7 @@ class CallbackEndpoint:
             store = self.store
             peer = request.remote or ""
             try:
-                body = await _read_body(request, config.max_body)
+                body = await read_body(request, config.max_body)
             except BodyRefused as exc:
                 return _closing(request, self.reject(peer, exc.status, exc.reason))
             try:
@@ -269,53 +270,6 @@ class CallbackEndpoint:
             return self.reject(record.peer, 503, f"history store unavailable: {exc}",
                                 record.seq if record.held else 0)
         return self._answer(request, encoded)
-
-
-class BodyRefused(Exception):
-    """The body was not (wholly) read: answer `status` with the one-line `reason`."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The body; BodyRefused (413) when it is larger than `limit` bytes (each request's
-    client_max_size is `limit`, so aiohttp stops reading as soon as it is exceeded), 417
-    for an `Expect` other than 100-continue, 400 for a body that does not decode.
-    `Expect: 100-continue` is answered before reading a body the client is holding back
-    (curl does this for bodies over 1 KB)."""
-    try:
-        content = request.content
-        expect = request.headers.get("Expect")
-        if expect is not None and expect.lower() != "100-continue":
-            # whether or not the body came in the same packet
-            raise BodyRefused(417, f"unknown Expect: {expect[:60]!r}")
-        if content.is_eof():
-            # The whole body is already buffered (the usual small callback): take it as is,
-            # without read()'s loop and copies. Decompression may have grown it: checked below.
-            body = content.read_nowait()
-        else:
-            if request.content_length is not None and request.content_length > limit:
-                raise _too_large(limit)  # before asking for it (100-continue)
-            if expect is not None and request.version == HttpVersion11:
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limit) from None
-    except web.RequestPayloadError as exc:
-        # A Content-Encoding that does not decode, a malformed chunked body: the client's
-        # fault, a 400 (not a 503 through never_500). aiohttp's text spans two lines.
-        cause = getattr(exc.__cause__, "message", None) or str(exc)
-        raise BodyRefused(400, f"request body could not be read: {' '.join(str(cause).split())}") from None
-    if len(body) > limit:
-        raise _too_large(limit)
-    return body
-
-
-def _too_large(limit: int) -> BodyRefused:
-    return BodyRefused(413, f"body larger than {limit} bytes")
 
 
 def _closing(request: web.BaseRequest, response: web.Response) -> web.Response:

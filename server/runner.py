@@ -60,6 +60,8 @@ class GatewayRunner(web.ServerRunner):
                 handler_cancellation=True,
                 access_log=None,
                 keepalive_timeout=75.0,
+                # bodies are inflated with a bound by the gateway (server/body.py)
+                auto_decompress=False,
             ),
             handle_signals=False,
             # Held requests are answered in shutdown(), so stopping is quick.
