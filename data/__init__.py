@@ -1,4 +1,9 @@
-"""Switchboard's history: records, the TinyDB-backed store, and where it lives on disk."""
+"""Switchboard's history: records, the TinyDB-backed store, and where it lives on disk.
+
+The store's names are loaded on first use: importing the records (`data.models`), as the
+console does, must not load the storage engine (SQLite, TinyDB, the writer thread)."""
+
+from typing import Any
 
 from .models import (
     AnsweredBy,
@@ -12,7 +17,17 @@ from .models import (
     ThreadHit,
 )
 from .paths import default_data_dir
-from .store import HistoryStore, SearchProgress, StoreError, StoreStats
+
+_STORE_NAMES = ("HistoryStore", "SearchProgress", "StoreError", "StoreStats")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STORE_NAMES:
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'data' has no attribute {name!r}")
+
 
 __all__ = [
     "AnsweredBy",

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS = ("data imports neither server, tui nor aiohttp", "server imports neither tui nor textual")
+CONTRACTS = (
+    "data imports neither server, tui nor aiohttp",
+    "server imports neither tui nor textual",
+    "the console reaches the core only through its interface (server.backend)",
+)
 
 
 def _modules(package: str) -> list[str]:
@@ -52,3 +56,11 @@ def test_data_does_not_load_the_gateway_or_aiohttp():
     modules = _modules("data")
     assert len(modules) > 3
     assert _loaded_after_importing(modules, ("server", "tui", "textual", "aiohttp")) == []
+
+
+def test_the_console_loads_no_gateway_store_or_simulator():
+    """What `import tui.app` really loads: the interface and the pure modules, nothing that
+    serves, stores or simulates (the entry point composes those)."""
+    core = ("aiohttp", "tinydb", "sqlite3", "data.store", "server.gateway", "server.runner",
+            "server.broker", "server.simulator", "server.sl_client", "server.backend.local")
+    assert _loaded_after_importing(_modules("tui"), core) == []
