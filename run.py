@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sl-url", default="", metavar="URL",
                         help="the SL API base URL for outbound messages (e.g. http://sl.example/api/)")
     parser.add_argument("--sl-api-key", default="", metavar="KEY", help="the api_key for --sl-url")
+    parser.add_argument("--no-bell", action="store_true",
+                        help="do not ring the terminal bell when texts arrive")
+    parser.add_argument("--templates", type=Path, default=None, metavar="FILE",
+                        help="load canned replies from a JSON list of {name, body, close_session?, "
+                             "reprocess?, tags?} at start (same names are replaced)")
     return parser
 
 
@@ -213,6 +218,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         demo=args.demo,
         demo_rate=args.demo_rate,
         demo_seed=args.demo_seed,
+        bell=not args.no_bell,
+        templates_file=args.templates,
     )
 
 

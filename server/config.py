@@ -87,3 +87,7 @@ class Config:
     """Run the built-in SL simulator against our own gateway, and use it as the SL API."""
     demo_rate: float = 1.0
     demo_seed: int | None = None
+    bell: bool = True
+    """Ring the terminal bell when texts arrive (--no-bell turns it off)."""
+    templates_file: Path | None = None
+    """--templates: a JSON list of canned replies loaded at start."""

@@ -150,6 +150,15 @@ async def test_next_and_previous_move_between_held_items(store, tmp_path):
         assert (await asyncio.wait_for(requests[0], 5))[2] == "draft zero"
         await wait_until(pilot, lambda: composer.item is not None and composer.item.record.parsed["body"] == "msg 1")
         await pilot.press("ctrl+q")
+        # Quitting with texts held asks once, saying how many get the fallback.
+        from tui.screens.confirm import ConfirmScreen
+
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Quit? 2 held texts are answered with the fallback now." in str(
+            app.screen.query_one("#confirm-question").render())
+        await pilot.press("escape")
+        assert app.is_running and not any(task.done() for task in requests[1:])
+        await pilot.press("ctrl+q", "enter")
         # Quitting answers every held request with the fallback (empty by default).
         for task in requests[1:]:
             assert (await asyncio.wait_for(task, 5))[:2] == (200, "text/plain")

@@ -38,6 +38,7 @@ from .clipboard import copy_text
 from .idle_gc import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
+from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.search import SearchScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
@@ -51,12 +52,10 @@ from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
+BELL_EVERY = 5.0
+"""Seconds between bells: a crowd texting at once rings once, not per batch."""
 MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
 """Endings that left the texter without the operator's answer: kept as missed rows."""
-NOTICE_DELAY = 1.0
-"""Endings (timed out, caller gone, overflow) are announced at most once per kind per this many
-seconds: one toast per 30 ms batch still mounted ~30 toasts/s during a wave of 10k timeouts,
-and every `notify` re-walks all live toasts."""
 
 
 class SwitchboardApp(App[None]):
@@ -107,8 +106,10 @@ class SwitchboardApp(App[None]):
         self._thread_ids: set[str] = set()
         self._stopping = False
         self._signals = QuitSignals()
-        self._endings: dict[str, list[int]] = {}
-        self._endings_timer: Timer | None = None
+        self._rung = 0.0
+        """When the bell last rang (monotonic)."""
+        self._waiting_shown = -1
+        """The held count the window title last showed."""
         self._phones_dirty = False
         self._browsing = False
         """The operator opened a conversation (search, phone list): auto-selection waits."""
@@ -255,6 +256,7 @@ class SwitchboardApp(App[None]):
         held = [item for item in held if item.seq not in ended]
         if held:
             queue.add(held)
+            self._ring()
         if ended:
             self._on_ended(ended)
         if log_lines:
@@ -274,29 +276,9 @@ class SwitchboardApp(App[None]):
         }, at=now)
         for seq, event in ended.items():
             composer.item_ended(seq, event.outcome, now)
-            self._endings.setdefault(event.outcome, []).append(seq)
         if mine is not None and mine in ended:
             queue.select(mine)
             self.refresh_bindings()  # send and send empty no longer apply
-        if self._endings_timer is None:
-            self._endings_timer = self.set_timer(NOTICE_DELAY, self._announce_endings, name="endings")
-
-    def _announce_endings(self) -> None:
-        """One notice per kind of ending per NOTICE_DELAY: a crowd timing out must not bury the screen."""
-        self._endings_timer = None
-        if not self._screen_up():
-            return
-        endings, self._endings = self._endings, {}
-        for outcome, what in (
-            ("timed_out", "timed out; the fallback was sent"),
-            ("caller_gone", "the caller hung up before an answer"),
-            ("overflow", f"over --max-pending {self.config.gateway.max_pending}; the fallback was sent at once"),
-        ):
-            seqs = endings.get(outcome, [])
-            if len(seqs) == 1:
-                self.notify(f"#{seqs[0]} {what}", severity="warning", timeout=4)
-            elif seqs:
-                self.notify(f"{len(seqs)} held callbacks {what}", severity="warning", timeout=4)
 
     def _after_changes(self, touched: set[str]) -> None:
         if not self._auto_select() and self._phone in touched:
@@ -609,10 +591,34 @@ class SwitchboardApp(App[None]):
         self._update_counts()
 
     def _update_counts(self) -> None:
+        """Counters, not pop-ups: the queue title and the status bar say how many wait and
+        how many ended unanswered; the window title tells another window (ring on arrival)."""
         counts = self.backend.status().counts
         self.query_one(StatusBar).counts = counts
-        show_text(self.query_one("#queue-title", Static),
-                  f"Held ({counts.get('pending', 0)}) — answer oldest first", layout=False)
+        waiting = counts.get("pending", 0)
+        missed = counts.get("timed_out", 0) + counts.get("caller_gone", 0) + counts.get("overflow", 0)
+        title = Text(f"Held ({waiting})", end="")
+        if missed:
+            title.append(f" · missed {missed}", style="bold red")
+        title.append(" — answer oldest first", style="dim")
+        show_text(self.query_one("#queue-title", Static), title, layout=False)
+        if waiting != self._waiting_shown:
+            self._waiting_shown = waiting
+            self._set_window_title(f"Switchboard - {waiting} waiting" if waiting else "Switchboard")
+
+    def _set_window_title(self, title: str) -> None:
+        """The terminal's window title (OSC 2), so another window shows texts are waiting.
+        `title` is our own text, never a texter's."""
+        self.title = title
+        if not self.is_headless and self._driver is not None:
+            self._driver.write(f"\x1b]2;{title}\x07")
+
+    def _ring(self) -> None:
+        """The terminal bell for new held texts, at most once per BELL_EVERY seconds."""
+        now = time.monotonic()
+        if self.config.bell and now - self._rung >= BELL_EVERY:
+            self._rung = now
+            self.bell()
 
     # -- shutdown ----------------------------------------------------------------------
 
@@ -623,13 +629,28 @@ class SwitchboardApp(App[None]):
         return self.is_running and not self._stopping
 
     async def action_quit(self) -> None:
+        """ctrl+q: with texts held, one confirmation that says how many get the fallback."""
+        waiting = self.backend.status().counts.get("pending", 0)
+        if waiting and not self._stopping and not isinstance(self.screen, ConfirmScreen):
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.call_later(self._quit_now)
+
+            texts = "text is" if waiting == 1 else "texts are"
+            self.push_screen(ConfirmScreen(
+                f"Quit? {waiting} held {texts} answered with the fallback now.",
+                yes="enter: quit", no="escape: keep answering"), answered)
+            return
+        await self._quit_now()
+
+    async def _quit_now(self) -> None:
         await self.shutdown_gateway()
         self.exit()
 
     def _quit_on_signal(self) -> None:
         """SIGTERM, SIGHUP, SIGINT (server/quit_signals.py): as ctrl+q, held requests first."""
         if not self._stopping:
-            self.call_later(self.action_quit)
+            self.call_later(self._quit_now)
 
     async def shutdown_gateway(self) -> None:
         """Answer every held request with the fallback, stop listening, sync history."""
