@@ -272,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo and args.headless:
         parser.error("--demo needs the console; use 'python run.py serve-sl' for a headless simulator")
     config = config_from_args(args)
+    if config.templates_file is not None:
+        from server.sms.templates import TemplateError, load_templates_file
+
+        try:
+            load_templates_file(config.templates_file)  # whole, before anything is opened or changed
+        except TemplateError as exc:
+            print(f"switchboard: --templates: {exc}", file=sys.stderr)
+            return 2
     refused = _history_kind_refused(config.data_dir, config.demo, default_place=args.data_dir is None)
     if refused:
         print(f"switchboard: {refused}", file=sys.stderr)

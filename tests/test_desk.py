@@ -4,13 +4,16 @@ console with the real gateway on a free port."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
 
 from server.backend.local import LocalBackend
 from server.config import Config, GatewayConfig
+from server.sms.templates import Template
 from tui.app import SwitchboardApp
+from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
 from .conftest import INCOMING
@@ -51,3 +54,73 @@ async def test_timeouts_are_a_counter_never_a_pop_up_and_the_title_says_how_many
         assert "timed out 3" in str(app.query_one("#status").render())
         await pilot.pause(1.2)
         assert not any("timed out" in str(toast.render()) for toast in app.query("Toast"))
+
+
+async def test_a_canned_reply_by_slash_name_tab_enter_with_its_placeholders_filled(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: len(composer.templates) >= 5)  # the defaults, on first start
+        await app.backend.save_template(Template("greet", "Hi {phone_number}, about '{body}': yes"))
+        await app._load_templates()
+        request = asyncio.create_task(post(app.gateway_url, {**INCOMING, "body": "open today?"}))
+        await wait_until(pilot, lambda: composer.item is not None)
+        await pilot.press(*"/gr")
+        assert composer.offering
+        await pilot.press("tab")
+        assert composer.draft.reply == "Hi 5551234567, about 'open today?': yes", "filled and visible before sending"
+        await pilot.press("enter")
+        assert await asyncio.wait_for(request, 5) == (200, "Hi 5551234567, about 'open today?': yes")
+
+
+async def test_a_template_with_close_session_and_one_with_tags(store, tmp_path):
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: len(composer.templates) >= 5)
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: composer.item is not None)
+        await pilot.press(*"/bye", "enter")  # enter on an offered template fills it ...
+        assert composer.draft.close_session is True
+        await pilot.press("enter")  # ... and the next one sends
+        status, body = await asyncio.wait_for(request, 5)
+        assert json.loads(body) == {"body": "Thanks for texting us. Have a great day!", "close_session": True}
+        request = asyncio.create_task(post(app.gateway_url, {"type": "subscription_created", "api_key": "k",
+                                                             "phone_number": "5550000009"}))
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.seq == 2)
+        await pilot.press(*"/welc", "tab", "enter")
+        assert await asyncio.wait_for(request, 5) == (200, "subscriber")
+
+
+async def test_templates_are_kept_in_the_data_directory_and_loaded_from_a_file(tmp_path):
+    from data.store import HistoryStore
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([{"name": "promo", "body": "[HAPPY HOUR] half-price 5-7pm"}]))
+    for attempt in range(2):
+        store = HistoryStore.open(tmp_path / "history")
+        config = Config(gateway=GatewayConfig(port=0), data_dir=tmp_path, templates_file=path if attempt == 0 else None)
+        app = SwitchboardApp(config, LocalBackend.for_config(config, store))
+        async with app.run_test(size=(120, 40)) as pilot:
+            composer = app.query_one(Composer)
+            await wait_until(pilot, lambda: any(t.name == "promo" for t in composer.templates))
+            if attempt == 0:
+                assert await app.backend.delete_template("hours")
+        store.close()
+    names = {t.name for t in composer.templates}
+    assert "promo" in names and "hours" not in names, "kept across a restart; defaults only on first start"
+
+
+def test_a_broken_templates_file_is_refused_at_start_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.json"
+    path.write_text('[{"name": "ok", "body": "x"}, {"name": "oops", "body": "Hi {nme}"}]')
+    result = subprocess.run([sys.executable, "run.py", "--headless", "--data-dir", str(tmp_path / "d"),
+                             "--templates", str(path), "--port", "0"],
+                            capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "bad.json: entry 2 ('oops'): unknown placeholder {nme}" in result.stderr
+    assert not (tmp_path / "d" / "templates.json").exists(), "nothing stored changes"

@@ -20,12 +20,14 @@ from server.backend import (
     ExchangeHeld,
     GatewayStatus,
     HeldItem,
+    Note,
     SearchPage,
     SendOutcome,
     Subscriber,
 )
 from server.config import Config
 from server.contract import Decision
+from server.sms.templates import Template
 from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
@@ -42,6 +44,9 @@ class FakeBackend:
         self.threads: dict[str, list[ThreadEntry]] = {}
         self.sent: list[tuple[str, str]] = []
         self.stopped = False
+        self.canned: dict[str, Template] = {"hi": Template("hi", "Hello {phone_number}")}
+        self.jotted: list[Note] = []
+        self.settings: dict[str, str] = {}
 
     # the core's side, driven by the test
     def hold(self, seq: int, phone: str, body: str, *, ttl: float = 60.0) -> HeldItem:
@@ -116,6 +121,35 @@ class FakeBackend:
 
     def notices(self) -> list[str]:
         return []
+
+    async def templates(self) -> list[Template]:
+        return list(self.canned.values())
+
+    async def save_template(self, template: Template) -> str:
+        self.canned[template.name] = template
+        return ""
+
+    async def delete_template(self, name: str) -> bool:
+        return self.canned.pop(name, None) is not None
+
+    async def notes(self, phone: str) -> list[Note]:
+        return [note for note in self.jotted if note.phone == phone]
+
+    async def add_note(self, phone: str, text: str) -> Note:
+        note = Note(id=str(len(self.jotted)), phone=phone, text=text, at=time.time())
+        self.jotted.append(note)
+        return note
+
+    async def delete_note(self, note_id: str) -> bool:
+        before = len(self.jotted)
+        self.jotted = [note for note in self.jotted if note.id != note_id]
+        return len(self.jotted) != before
+
+    async def setting(self, key: str, default: str = "") -> str:
+        return self.settings.get(key, default)
+
+    async def save_setting(self, key: str, value: str) -> None:
+        self.settings[key] = value
 
 
 def _conforms(backend: ConsoleBackend) -> ConsoleBackend:

@@ -41,6 +41,7 @@ from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.search import SearchScreen
+from .screens.templates import TemplatesScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
 from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
@@ -86,6 +87,8 @@ class SwitchboardApp(App[None]):
                 tooltip="Close the selected phone's session through the SL API (close_sessions)"),
         Binding("escape", "discard", "Discard draft", id="discard",
                 tooltip="Drop the draft of a text that can no longer be answered"),
+        Binding("f10", "templates", "Templates", id="templates",
+                tooltip="Create, edit and delete canned replies (/name then tab in a reply)"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Answer every held request with the fallback, then quit"),
@@ -198,6 +201,7 @@ class SwitchboardApp(App[None]):
         return self.backend.status().url
 
     async def _load_history(self) -> None:
+        await self._load_templates()
         records = await self.backend.recent_callbacks(200)
         lines = [describe(record) for record in records if not record.held]
         if lines and self._screen_up():
@@ -565,6 +569,17 @@ class SwitchboardApp(App[None]):
                 self.open_phone(phone)
 
         self.push_screen(SearchScreen(self.backend.search), chosen)
+
+    def action_templates(self) -> None:
+        def closed(_: None) -> None:
+            self.run_worker(self._load_templates(), group="templates", exclusive=True)
+
+        self.push_screen(TemplatesScreen(self.backend), closed)
+
+    async def _load_templates(self) -> None:
+        templates = await self.backend.templates()
+        if self._screen_up():
+            self.query_one(Composer).templates = templates
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

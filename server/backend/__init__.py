@@ -17,6 +17,7 @@ from .interface import (
     AnswerSent,
     ConsoleBackend,
     GatewayStatus,
+    Note,
     SearchPage,
     SendOutcome,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ExchangeHeld",
     "GatewayStatus",
     "HeldItem",
+    "Note",
     "RequestRejected",
     "SearchPage",
     "SendOutcome",

@@ -17,6 +17,7 @@ from typing import AsyncIterator, Callable, Protocol, Union
 
 from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit
 from server.contract import Decision
+from server.sms.templates import Template
 
 from .events import HeldItem, Subscriber
 
@@ -72,6 +73,16 @@ class GatewayStatus:
     """A short mark such as DEMO, or a limit worth knowing."""
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """An operator's note on a phone: kept with the history, shown, never sent."""
+
+    id: str
+    phone: str
+    text: str
+    at: float
+
+
 class ConsoleBackend(Protocol):
     """The core as a console sees it. See the module docstring."""
 
@@ -125,3 +136,27 @@ class ConsoleBackend(Protocol):
     def notices(self) -> list[str]:
         """What the history wants the operator to know (repairs, losses), once each."""
         ...
+
+    async def templates(self) -> list[Template]:
+        """The canned replies, by name."""
+        ...
+
+    async def save_template(self, template: Template) -> str:
+        """Store (or replace, by name) a canned reply: '' when saved, else the reason."""
+        ...
+
+    async def delete_template(self, name: str) -> bool: ...
+
+    async def notes(self, phone: str) -> list[Note]:
+        """The operator's notes on `phone`, oldest first."""
+        ...
+
+    async def add_note(self, phone: str, text: str) -> Note: ...
+
+    async def delete_note(self, note_id: str) -> bool: ...
+
+    async def setting(self, key: str, default: str = "") -> str:
+        """A console preference kept in the data directory (order, theme, layout)."""
+        ...
+
+    async def save_setting(self, key: str, value: str) -> None: ...

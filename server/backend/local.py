@@ -20,6 +20,7 @@ from typing import AsyncIterator, Callable, TypeVar
 from data.models import CallbackRecord, ContactState, OutboundRecord, ThreadEntry
 from data.phones import normalise_phone
 from data.store import HistoryStore
+from data.tables import Repository
 from server.broker import AnswerRefused as BrokerRefusal
 from server.broker import Broker
 from server.config import Config
@@ -27,11 +28,18 @@ from server.contract import Decision
 from server.runner import GatewayServer
 from server.sanitize import neutralise_line, truncate
 from server.sl_client import SLClient
+from server.sms.templates import DEFAULT_TEMPLATES, Template, load_templates_file, template_problem
 
 from .events import HeldItem, Subscriber
-from .interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, SearchPage, SendOutcome
+from .interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, SearchPage, SendOutcome
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,9 @@ class LocalBackend:
         if config.sl_url and not demo:
             self._sl = SLClient(config.sl_url, config.sl_api_key or "")
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-reads")
+        # The operator's small collections, each an ordinary TinyDB table (data/tables.py).
+        # They are opened and written only on the reads thread, one call at a time.
+        self._tables: dict[str, Repository] = {}
         self._notice = ""
         self._stopped = False
         self._notices_taken = 0
@@ -70,6 +81,7 @@ class LocalBackend:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> GatewayStatus:
+        await self._read(self._open_tables)
         url = await self.server.start()
         if self._demo_settings is not None:
             from server.simulator.demo import start_demo
@@ -91,6 +103,7 @@ class LocalBackend:
             await self._demo.stop()
         if self._sl is not None:
             await self._sl.close()
+        await self._read(self._close_tables)
         self._reads.shutdown(wait=False, cancel_futures=True)
 
     # -- the held exchanges ---------------------------------------------------------------
@@ -153,9 +166,72 @@ class LocalBackend:
                 return
 
     def notices(self) -> list[str]:
-        notices = list(self.store.notices)
+        notices = list(self.store.notices) + self.table_notices()
         fresh, self._notices_taken = notices[self._notices_taken:], len(notices)
         return fresh
+
+    # -- the operator's collections: templates, notes, settings ---------------------------
+
+    def _open_tables(self) -> None:
+        data_dir = self.config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        first_start = not (data_dir / "templates.json").exists()
+        self._tables = {
+            "templates": Repository(data_dir / "templates.json", Template, key="name"),
+            "notes": Repository(data_dir / "notes.json", Note, key="id"),
+            "settings": Repository(data_dir / "settings.json", Setting, key="key"),
+        }
+        templates = self._tables["templates"]
+        if first_start:
+            for template in DEFAULT_TEMPLATES:
+                templates.put(template)
+        if self.config.templates_file is not None:
+            # Checked whole by run.py before anything opened; a file changed since then
+            # raises here, before any template is replaced.
+            for template in load_templates_file(self.config.templates_file):
+                templates.put(template)
+
+    def _close_tables(self) -> None:
+        for table in self._tables.values():
+            table.close()
+
+    def table_notices(self) -> list[str]:
+        return [notice for table in self._tables.values() for notice in table.notices]
+
+    async def templates(self) -> list[Template]:
+        found = await self._read(self._tables["templates"].all)
+        return sorted(found, key=lambda t: t.name)
+
+    async def save_template(self, template: Template) -> str:
+        problem = template_problem(template)
+        if problem is not None:
+            return problem
+        await self._read(self._tables["templates"].put, template)
+        return ""
+
+    async def delete_template(self, name: str) -> bool:
+        return await self._read(self._tables["templates"].delete, name)
+
+    async def notes(self, phone: str) -> list[Note]:
+        key = normalise_phone(phone)
+        found = await self._read(self._tables["notes"].all)
+        return sorted((note for note in found if note.phone == key), key=lambda n: n.at)
+
+    async def add_note(self, phone: str, text: str) -> Note:
+        at = time.time()
+        note = Note(id=f"{normalise_phone(phone)}:{at:.6f}", phone=normalise_phone(phone), text=text, at=at)
+        await self._read(self._tables["notes"].put, note)
+        return note
+
+    async def delete_note(self, note_id: str) -> bool:
+        return await self._read(self._tables["notes"].delete, note_id)
+
+    async def setting(self, key: str, default: str = "") -> str:
+        found = await self._read(self._tables["settings"].get, key)
+        return found.value if found is not None else default
+
+    async def save_setting(self, key: str, value: str) -> None:
+        await self._read(self._tables["settings"].put, Setting(key, value))
 
     # -- the SL API ------------------------------------------------------------------------
 

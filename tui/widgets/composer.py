@@ -19,12 +19,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Checkbox, Input, Static
+from textual.binding import Binding
+from textual.widgets import Checkbox, Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from data.models import ContactState
 from server.backend import HeldItem
 from server.contract import CallbackType, Decision, encode_response, parse_tags
 from server.segments import count_segments
+from server.sms.templates import Template, TemplateError, fill, placeholder_context
 
 from ..safe import plain_line, safe_line
 from .steady import show_text
@@ -84,6 +87,14 @@ class Composer(Vertical):
     Attributes set by the app: `item`, `contact` (the item's phone's state, for the
     blacklist and loop confirmation) and `viewing` (the phone the thread pane shows)."""
 
+    BINDINGS = [
+        Binding("tab", "fill_template", "Fill template", id="composer.fill", show=False,
+                tooltip="Fill the composer from the highlighted canned reply"),
+        Binding("down", "template_cursor(1)", "Next template", id="composer.template_down", show=False),
+        Binding("up", "template_cursor(-1)", "Previous template", id="composer.template_up", show=False),
+        Binding("escape", "close_templates", "Close templates", id="composer.templates_close", show=False),
+    ]
+
     item: reactive[HeldItem | None] = reactive(None, always_update=True)
     contact: reactive[ContactState | None] = reactive(None, always_update=True, init=False)
     viewing: reactive[str] = reactive("", init=False)
@@ -121,12 +132,16 @@ class Composer(Vertical):
         self._endings: dict[int, Ending] = {}
         self._last_typed = 0.0
         self._confirm: tuple[int, float] | None = None
+        self.templates: list[Template] = []
+        """The canned replies `/` offers (set by the app)."""
+        self._offered: list[Template] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="composer-context")
         yield Static(id="composer-banner")
         with Horizontal(id="reply-row"):
-            yield Input(placeholder="Reply to the texter (enter sends; ctrl+o sends an empty answer)", id="reply")
+            yield Input(placeholder="Reply to the texter (enter sends; / for canned replies; ctrl+o sends empty)", id="reply")
+        yield OptionList(id="template-list")
         yield Static(id="reply-count")
         with Horizontal(id="options-row"):
             yield Checkbox("close_session", id="close-session", tooltip="ctrl+t toggles")
@@ -229,6 +244,7 @@ class Composer(Vertical):
         for widget in self.query(Input):
             widget.disabled = item is None
         self.query_one("#close-session", Checkbox).disabled = item is None
+        self.action_close_templates()
         self._show_context(item)
         self._show_banner()
         self._refresh_live()
@@ -329,12 +345,104 @@ class Composer(Vertical):
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
-    def _changed(self) -> None:
+    def _changed(self, event: Input.Changed | Checkbox.Changed) -> None:
         self._last_typed = time.monotonic()
         self._confirm = None
         if self.ending is not None:
             self._show_banner()
+        if isinstance(event, Input.Changed) and event.input.id in ("reply", "tags"):
+            self._offer_templates(event.value)
         self._refresh_live()
+
+    # -- canned replies -------------------------------------------------------------------
+
+    def _offer_templates(self, value: str) -> None:
+        """`/` then a name offers the canned replies whose name starts with (or holds) it."""
+        listing = self.query_one("#template-list", OptionList)
+        offered: list[Template] = []
+        if value.startswith("/") and self.answerable and self.templates:
+            wanted = value[1:].strip().lower()
+            starts = [t for t in self.templates if t.name.lower().startswith(wanted)]
+            holds = [t for t in self.templates if wanted in t.name.lower() and t not in starts]
+            offered = starts + holds
+        self._offered = offered
+        listing.display = bool(offered)
+        if offered:
+            listing.clear_options()
+            listing.add_options(Option(self._template_line(t)) for t in offered)
+            listing.highlighted = 0
+
+    @staticmethod
+    def _template_line(template: Template) -> Text:
+        line = Text(no_wrap=True, end="")
+        line.append(f"/{template.name}  ", style="bold cyan")
+        line.append_text(safe_line(template.body, "", 60))
+        extras = [name for name, on in (("close_session", template.close_session),
+                                        ("reprocess", bool(template.reprocess)), ("tags", bool(template.tags))) if on]
+        if extras:
+            line.append("  + " + ", ".join(extras), style="dim")
+        return line
+
+    @property
+    def offering(self) -> bool:
+        return bool(self._offered) and self.query_one("#template-list", OptionList).display
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("fill_template", "template_cursor", "close_templates"):
+            return self.offering
+        return True
+
+    def action_template_cursor(self, delta: int) -> None:
+        listing = self.query_one("#template-list", OptionList)
+        current = listing.highlighted or 0
+        listing.highlighted = max(0, min(len(self._offered) - 1, current + delta))
+
+    def action_close_templates(self) -> None:
+        self._offered = []
+        self.query_one("#template-list", OptionList).display = False
+
+    def action_fill_template(self) -> None:
+        listing = self.query_one("#template-list", OptionList)
+        index = listing.highlighted or 0
+        typed = self.draft.reply if self.draft.reply.startswith("/") else self.draft.tags
+        exact = next((t for t in self._offered if "/" + t.name.lower() == typed.strip().lower()), None)
+        template = exact or (self._offered[index] if index < len(self._offered) else None)
+        if template is not None:
+            self.apply_template(template)
+
+    @on(OptionList.OptionSelected, "#template-list")
+    def _template_chosen(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if 0 <= event.option_index < len(self._offered):
+            self.apply_template(self._offered[event.option_index])
+
+    def template_context(self, item: HeldItem) -> dict[str, str]:
+        contact = self.contact if self.contact is not None and self.contact.phone == item_phone(item) else None
+        return placeholder_context(item.record.parsed, phone=item_phone(item), app=item.record.app,
+                                   contact_tags=contact.tags if contact is not None else ())
+
+    def apply_template(self, template: Template) -> bool:
+        """Fill the composer from `template` for the current item (placeholders filled, so
+        the operator sees exactly what goes out); False, with the reason shown, if it cannot."""
+        item = self.item
+        if item is None or not self.answerable:
+            return False
+        try:
+            filled = fill(template, self.template_context(item))
+        except TemplateError as exc:
+            self.notify(str(exc), title="Template not used", severity="error")
+            return False
+        self.action_close_templates()
+        with self.prevent(Input.Changed, Checkbox.Changed):
+            self.query_one("#reply", Input).value = filled.reply
+            self.query_one("#close-session", Checkbox).value = filled.close_session
+            self.query_one("#reprocess", Input).value = filled.reprocess
+            self.query_one("#tags", Input).value = filled.tags
+        for field_id in ("#reply", "#tags"):
+            self.query_one(field_id, Input).cursor_position = len(self.query_one(field_id, Input).value)
+        self._last_typed = time.monotonic()
+        self._refresh_live()
+        return True
 
     def _refresh_live(self) -> None:
         count = self.query_one("#reply-count", Static)
@@ -461,4 +569,7 @@ class Composer(Vertical):
     @on(Input.Submitted)
     def _enter(self, event: Input.Submitted) -> None:
         event.stop()
+        if self.offering:
+            self.action_fill_template()  # "/hours" then enter fills; the next enter sends
+            return
         self.submit()
