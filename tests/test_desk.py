@@ -124,3 +124,55 @@ def test_a_broken_templates_file_is_refused_at_start_with_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert "bad.json: entry 2 ('oops'): unknown placeholder {nme}" in result.stderr
     assert not (tmp_path / "d" / "templates.json").exists(), "nothing stored changes"
+
+
+async def test_one_row_per_conversation_in_the_operators_order_and_answer_next(store, tmp_path):
+    app = make_app(store, tmp_path, reply_timeout=30)
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = app.query_one(HeldQueue)
+        composer = app.query_one(Composer)
+        first = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5550000001", "body": "a1"}))
+        await wait_until(pilot, lambda: len(queue) == 1)
+        rest = [asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": phone, "body": body}))
+                for phone, body in (("15550000001", "a2"), ("5550000002", "b1"), ("5550000003", "c1"))]
+        await wait_until(pilot, lambda: len(queue) == 4)
+        assert queue.conversations == ["5550000001", "5550000002", "5550000003"], "one row per phone"
+        assert len(queue.waiting("5550000001")) == 2
+        await pilot.press("ctrl+y", "ctrl+y")  # oldest -> least time left -> newest
+        assert queue.order == "newest" and queue.conversations[0] == "5550000003"
+        assert await app.backend.setting("order") == "newest", "remembered"
+        assert composer.item.seq == 1, "the composer keeps its item when the order changes"
+        await pilot.press(*"r1", "enter")
+        assert await asyncio.wait_for(first, 5) == (200, "r1")
+        # Answer next: the first conversation by the order (newest first: 5550000003).
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.record.parsed["body"] == "c1")
+        await pilot.press("ctrl+q", "enter")
+        await asyncio.wait_for(asyncio.gather(*rest), 5)
+
+
+async def test_marked_conversations_or_a_flood_are_answered_with_one_template(store, tmp_path):
+    app = make_app(store, tmp_path, reply_timeout=30)
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = app.query_one(HeldQueue)
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: len(composer.templates) >= 5)
+        phones = ["5550000001", "5550000001", "5550000002", "5550000003", "5550000004"]
+        requests = [asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": p, "body": f"t{n}"}))
+                    for n, p in enumerate(phones)]
+        await wait_until(pilot, lambda: len(queue) == 5)
+        queue.focus()
+        await pilot.press("home", "space", "down", "space")  # mark the first two conversations
+        assert queue.marked == {"5550000001", "5550000002"}
+        await pilot.press("ctrl+g", *"hours", "enter")
+        question = str(app.screen.query_one("#confirm-question").render())
+        assert "Answer 3 texts from 2 phones with /hours?" in question and "1 other waiting" in question
+        await pilot.press("enter")
+        hours = "We're open 9am-6pm, Monday to Saturday."
+        results = await asyncio.wait_for(asyncio.gather(*requests[:3]), 5)
+        assert sorted(body for _, body in results) == ["", hours, hours], "each phone gets it once"
+        await wait_until(pilot, lambda: len(queue) == 2)
+        await pilot.press("ctrl+g", *"thanks", "enter")
+        assert "Answer 2 texts from 2 phones with /thanks?" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("enter")
+        results = await asyncio.wait_for(asyncio.gather(*requests[3:]), 5)
+        assert all(body.startswith("Thanks for your message") for _, body in results)

@@ -31,6 +31,8 @@ from server.backend import (
     RequestRejected,
 )
 from server.config import Config
+from server.contract import CallbackType, Decision, parse_tags
+from server.sms.templates import Template, TemplateError, fill
 from server.quit_signals import QuitSignals
 from server.shutdown import quitting
 
@@ -40,13 +42,14 @@ from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
+from .screens.pick_template import PickTemplateScreen
 from .screens.search import SearchScreen
 from .screens.templates import TemplatesScreen
 from .screens.new_message import NewMessageScreen, OutboundDraft
 from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
-from .widgets.held_queue import HeldQueue
+from .widgets.held_queue import ORDERS, HeldQueue
 from .widgets.status_bar import StatusBar
 from .widgets.steady import SteadyFooter, show_text
 from .widgets.thread_view import ThreadView
@@ -57,6 +60,20 @@ BELL_EVERY = 5.0
 """Seconds between bells: a crowd texting at once rings once, not per batch."""
 MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
 """Endings that left the texter without the operator's answer: kept as missed rows."""
+
+
+def template_decision(template: Template, item: HeldItem, context: dict[str, str]) -> Decision | None:
+    """The answer `template` makes for `item`, or None when it cannot be filled."""
+    try:
+        filled = fill(template, context)
+    except TemplateError:
+        return None
+    if item.record.type == CallbackType.SUBSCRIPTION_CREATED:
+        tags, error = parse_tags(filled.tags)
+        return Decision(tags=tags) if error is None else None
+    reply = filled.reply if filled.reply.strip() else ""
+    return Decision(reply=reply, close_session=filled.close_session,
+                    reprocess=filled.reprocess if filled.reprocess.strip() else "")
 
 
 class SwitchboardApp(App[None]):
@@ -77,6 +94,10 @@ class SwitchboardApp(App[None]):
                 tooltip="Type text the SL will handle as a new message"),
         Binding("ctrl+n,f8", "next_held", "Next", id="next_held", priority=True),
         Binding("ctrl+b,f7", "previous_held", "Prev", id="previous_held", priority=True),
+        Binding("ctrl+y", "cycle_order", "Order", id="cycle_order", priority=True,
+                tooltip="Order the queue: oldest first, least time left first, newest first"),
+        Binding("ctrl+g", "bulk_answer", "Bulk answer", id="bulk_answer", priority=True,
+                tooltip="Answer the marked conversations (space in the queue), or every waiting text, with a template"),
         Binding("f2", "copy('phone')", "Copy phone", id="copy_phone", show=False),
         Binding("f3", "copy('body')", "Copy text", id="copy_body", show=False),
         Binding("f4", "copy('response')", "Copy response", id="copy_response", show=False),
@@ -155,7 +176,7 @@ class SwitchboardApp(App[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Static("Held — answer oldest first", id="queue-title", classes="title")
+                yield Static("Held", id="queue-title", classes="title")
                 yield HeldQueue(id="queue")
                 yield Static("Recent phones", classes="title")
                 yield OptionList(id="phones")
@@ -202,6 +223,9 @@ class SwitchboardApp(App[None]):
 
     async def _load_history(self) -> None:
         await self._load_templates()
+        order = await self.backend.setting("order", "oldest")
+        if order in ORDERS and self._screen_up():
+            self.query_one(HeldQueue).order = order
         records = await self.backend.recent_callbacks(200)
         lines = [describe(record) for record in records if not record.held]
         if lines and self._screen_up():
@@ -211,6 +235,10 @@ class SwitchboardApp(App[None]):
         if not self._screen_up():
             return
         self._show_contacts(contacts)
+        flags = self.query_one(HeldQueue).flags
+        for contact in contacts:
+            if contact.blacklisted or contact.loop_flagged:
+                flags[contact.phone] = "blacklisted" if contact.blacklisted else "loop"
         if not self._phone and contacts:
             self._show_phone(contacts[0].phone)
         self._show_notices()
@@ -248,6 +276,7 @@ class SwitchboardApp(App[None]):
             elif isinstance(event, CallbackReceived):
                 log_lines.append(describe(event.record))
                 touched.update(event.record.phones)
+                self._note_flags(event.record.type, event.record.phones)
                 if event.record.parsed.get("message_id") in self._thread_ids:
                     touched.add(self._phone)
             elif isinstance(event, RequestRejected):
@@ -266,6 +295,17 @@ class SwitchboardApp(App[None]):
         if log_lines:
             self.query_one(EventLog).write_batch(log_lines)
         self._after_changes(touched)
+
+    def _note_flags(self, kind: str, phones: tuple[str, ...]) -> None:
+        """Opt-outs and auto-reply loops mark their conversations in the queue."""
+        flags = self.query_one(HeldQueue).flags
+        for phone in phones:
+            if kind == "phone_blacklisted":
+                flags[phone] = "blacklisted"
+            elif kind == "auto_reply_loop":
+                flags[phone] = "loop"
+            elif kind == "phone_unblacklisted" and flags.get(phone) == "blacklisted":
+                del flags[phone]
 
     def _on_ended(self, ended: dict[int, ExchangeEnded]) -> None:
         """Take ended exchanges off the queue. The composer keeps an ended item of its own
@@ -309,7 +349,10 @@ class SwitchboardApp(App[None]):
             return False
         if not after_send and time.monotonic() - self._last_key < TYPING_GRACE:
             return False
-        self._select(queue.items[0])
+        item = queue.next_item()
+        if item is None:
+            return False
+        self._select(item)
         return True
 
     def _focus_is_elsewhere(self) -> bool:
@@ -361,7 +404,7 @@ class SwitchboardApp(App[None]):
         phone = normalise_phone(phone)
         composer = self.query_one(Composer)
         queue = self.query_one(HeldQueue)
-        waiting = [item for item in queue.items if item_phone(item) == phone]
+        waiting = queue.waiting(phone)
         if not composer.in_use and composer.ending is None and waiting:
             self._select(waiting[0])
             return
@@ -459,16 +502,85 @@ class SwitchboardApp(App[None]):
         self.query_one(Composer).focus_reprocess()
 
     def _step(self, delta: int) -> None:
+        """ctrl+n / ctrl+b: the next or previous conversation, by the queue's order."""
         queue = self.query_one(HeldQueue)
-        if not len(queue):
+        phones = queue.conversations
+        if not phones:
             self.notify("No held callbacks.", severity="information", timeout=2)
             return
-        current = self.query_one(Composer).item
+        current = item_phone(self.query_one(Composer).item)
         index = 0
-        if current is not None and queue.contains(current.seq):
-            index = [item.seq for item in queue.items].index(current.seq) + delta
-        index = max(0, min(len(queue) - 1, index))
-        self._select(queue.items[index])
+        if current in phones and self.query_one(Composer).answerable:
+            index = max(0, min(len(phones) - 1, phones.index(current) + delta))
+        self._select(queue.waiting(phones[index])[0])
+
+    def action_cycle_order(self) -> None:
+        """ctrl+y: oldest first → least time left first → newest first; remembered."""
+        queue = self.query_one(HeldQueue)
+        names = list(ORDERS)
+        queue.order = names[(names.index(queue.order) + 1) % len(names)]
+        self.run_worker(self.backend.save_setting("order", queue.order), group="settings")
+        self._update_counts()
+        self.notify(f"Queue: {ORDERS[queue.order]}", timeout=2)
+
+    def action_bulk_answer(self) -> None:
+        """ctrl+g: answer the marked conversations, or every waiting text, with one template.
+
+        Each phone gets the template once, on its oldest waiting text (placeholders filled
+        for that text); its other waiting texts are answered empty, so nobody gets the same
+        reply twice and every held request gets its answer."""
+        queue = self.query_one(HeldQueue)
+        phones = [phone for phone in queue.conversations if phone in queue.marked] or list(queue.conversations)
+        if not phones:
+            self.notify("No held texts to answer.", timeout=2)
+            return
+        texts = sum(len(queue.waiting(phone)) for phone in phones)
+        which = "marked" if queue.marked else "every waiting"
+        templates = self.query_one(Composer).templates
+
+        def picked(template: Template | None) -> None:
+            if template is None:
+                return
+            others = texts - len(phones)
+            question = (f"Answer {texts} text{'s' if texts != 1 else ''} from {len(phones)} "
+                        f"phone{'s' if len(phones) != 1 else ''} with /{template.name}?")
+            if others:
+                question += f" Each phone gets it once; its {others} other waiting text(s) are answered empty."
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self.run_worker(self._answer_in_bulk(phones, template), group="bulk", name="bulk-answer")
+
+            self.push_screen(ConfirmScreen(question, yes="enter: answer them", no="escape: cancel"), confirmed)
+
+        self.push_screen(PickTemplateScreen(templates, f"Answer {which} conversation(s) with which template?"), picked)
+
+    async def _answer_in_bulk(self, phones: list[str], template: Template) -> None:
+        queue = self.query_one(HeldQueue)
+        composer = self.query_one(Composer)
+        sent = refused = 0
+        for phone in phones:
+            for n, item in enumerate(list(queue.waiting(phone))):
+                decision = Decision() if n else template_decision(template, item, composer.template_context(item))
+                if decision is None:
+                    self.notify(f"/{template.name} cannot be filled for {plain_line(phone, 20)}", severity="error")
+                    refused += 1
+                    continue
+                outcome = await self.backend.answer(item.seq, decision)
+                if isinstance(outcome, AnswerRefused):
+                    refused += 1
+                    continue
+                sent += 1
+                composer.forget(item.seq)
+                if composer.item is not None and composer.item.seq == item.seq:
+                    composer.clear()
+                    composer.item = None
+                queue.remove({item.seq})
+        queue.marked.clear()
+        self.notify(f"Answered {sent} with /{template.name}" + (f"; {refused} could not be" if refused else ""),
+                    timeout=4)
+        self._auto_select(after_send=True)
+        self._update_counts()
 
     def action_next_held(self) -> None:
         self._step(1)
@@ -601,7 +713,9 @@ class SwitchboardApp(App[None]):
             self._phones_dirty = False
             self._refresh_phones()
         self._auto_select()  # an arrival that waited out the typing grace
-        self.query_one(HeldQueue).tick()
+        queue = self.query_one(HeldQueue)
+        queue.drafts = self.query_one(Composer).draft_seqs
+        queue.tick()
         self.query_one(Composer).tick()
         self._update_counts()
 
@@ -615,7 +729,7 @@ class SwitchboardApp(App[None]):
         title = Text(f"Held ({waiting})", end="")
         if missed:
             title.append(f" · missed {missed}", style="bold red")
-        title.append(" — answer oldest first", style="dim")
+        title.append(f" — {ORDERS[self.query_one(HeldQueue).order]}", style="dim")
         show_text(self.query_one("#queue-title", Static), title, layout=False)
         if waiting != self._waiting_shown:
             self._waiting_shown = waiting

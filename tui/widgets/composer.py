@@ -186,6 +186,14 @@ class Composer(Vertical):
             return False
         return not self.draft.is_blank or time.monotonic() - self._last_typed < TYPING_GRACE
 
+    @property
+    def draft_seqs(self) -> set[int]:
+        """The items with a draft: kept ones, and the current one while it has text."""
+        seqs = set(self._drafts)
+        if self.item is not None and not self.draft.is_blank:
+            seqs.add(self.item.seq)
+        return seqs
+
     def has_kept_draft(self, seq: int) -> bool:
         return seq in self._drafts
 

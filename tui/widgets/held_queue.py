@@ -1,9 +1,11 @@
-"""The queue of held callbacks, oldest first, each with a live countdown, and below
-them the most recent missed ones (timed out, or the caller hung up), kept visible so
-the operator can follow up.
+"""The queue: one row per conversation (phone) with texts waiting, in the operator's order,
+each with how many wait, the time left on the most urgent one and marks (✎ a draft in
+progress, ✗ missed texts, ⊘ opted out, ∞ auto-reply loop, ● marked for a bulk answer);
+below them the most recent missed texts (timed out, caller gone, overflow), kept visible
+so the operator can follow up.
 
-A line-rendering view: only the visible rows are drawn, so ten thousand held
-requests cost the same per frame as ten (a ListView of thousands takes seconds).
+A line-rendering view: only the visible rows are drawn, so ten thousand held requests
+cost the same per frame as ten (a ListView of thousands takes seconds).
 """
 
 from __future__ import annotations
@@ -26,10 +28,22 @@ from server.contract import CallbackType
 
 from ..safe import plain_line
 
+ORDERS = {
+    "oldest": "oldest first",
+    "urgent": "least time left first",
+    "newest": "newest first",
+}
+URGENT = 5.0
+"""Seconds left under which a row is drawn as urgent."""
+
+
+def phone_of(item: HeldItem) -> str:
+    return item.record.phones[0] if item.record.phones else "?"
+
 
 @dataclass(frozen=True, slots=True)
 class _Missed:
-    """A queue row: a held item, or (with `outcome`) one that ended unanswered."""
+    """A text that ended without the operator's answer."""
 
     item: HeldItem
     outcome: str
@@ -37,14 +51,19 @@ class _Missed:
 
 
 class HeldQueue(ScrollView, can_focus=True):
-    """Held exchanges waiting for an answer. Posts `Selected` when the cursor moves."""
+    """Held texts by conversation. Posts `Selected` when the cursor moves or a row is opened.
+
+    Attributes set by the app: `order`, `drafts` (seqs with a draft), `flags` (phone ->
+    'blacklisted' / 'loop')."""
 
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False, id="queue.up"),
         Binding("down,j", "cursor(1)", "Down", show=False, id="queue.down"),
         Binding("home", "cursor_home", "First", show=False, id="queue.home"),
         Binding("end", "cursor_end", "Last", show=False, id="queue.end"),
-        Binding("enter", "open", "Answer", id="queue.open", tooltip="Answer the selected item"),
+        Binding("enter", "open", "Answer", id="queue.open", tooltip="Answer the selected conversation"),
+        Binding("space", "toggle_mark", "Mark", id="queue.mark",
+                tooltip="Mark the conversation for a bulk answer with a template (ctrl+g)"),
         Binding("delete", "dismiss_missed", "Dismiss missed", id="queue.dismiss", show=False,
                 tooltip="Remove a missed (timed out) row from the queue"),
     ]
@@ -56,13 +75,14 @@ class HeldQueue(ScrollView, can_focus=True):
     """
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=True)
+    order: reactive[str] = reactive("oldest", init=False)
 
     @dataclass
     class Selected(Message):
-        """The highlighted held item changed."""
+        """The highlighted row changed, or the operator opened it."""
 
         item: HeldItem
-        """The item under the cursor."""
+        """The conversation's oldest waiting text, or the missed text."""
         focus_reply: bool = False
         """True when the operator asked to answer it now (enter)."""
         missed: str = ""
@@ -72,58 +92,91 @@ class HeldQueue(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._items: list[HeldItem] = []
-        self._index: dict[int, int] = {}
+        self._held: dict[int, HeldItem] = {}
+        self._by_phone: dict[str, list[HeldItem]] = {}
+        self._phones: list[str] = []
+        """Conversation rows in the current order."""
         self._missed: list[_Missed] = []
+        self.marked: set[str] = set()
+        self.drafts: set[int] = set()
+        self.flags: dict[str, str] = {}
 
     # -- data in ---------------------------------------------------------------------
 
     @property
     def items(self) -> list[HeldItem]:
-        return self._items
+        """Every held text, oldest first."""
+        return list(self._held.values())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._held)
+
+    @property
+    def conversations(self) -> list[str]:
+        """Phones with texts waiting, in the current order."""
+        return self._phones
+
+    def waiting(self, phone: str) -> list[HeldItem]:
+        """The phone's held texts, oldest first."""
+        return self._by_phone.get(phone, [])
+
+    def next_item(self, after: str = "") -> HeldItem | None:
+        """The oldest waiting text of the first conversation by the order (after `after`)."""
+        phones = [phone for phone in self._phones if phone != after] or self._phones
+        return self._by_phone[phones[0]][0] if phones else None
 
     def add(self, items: list[HeldItem]) -> None:
-        """Append newly held items (they are newer than everything present)."""
-        if self._missed and self.cursor >= len(self._items):
-            # The cursor is on a missed row, below the pending ones: keep it on that row.
-            self.set_reactive(HeldQueue.cursor, self.cursor + len(items))
+        row = self._row(self.cursor)
         for item in items:
-            self._index[item.seq] = len(self._items)
-            self._items.append(item)
-        self._resized()
+            self._held[item.seq] = item
+            self._by_phone.setdefault(phone_of(item), []).append(item)
+        self._reorder(keep=row)
 
     def remove(self, seqs: set[int], missed: dict[int, str] | None = None, at: float = 0.0) -> None:
-        """Drop ended exchanges, keeping the cursor on the same row (held or missed) where
-        possible. Those in `missed` (seq -> outcome) move to the missed rows below the held ones."""
-        if not seqs or not any(seq in self._index for seq in seqs):
+        """Drop ended exchanges, keeping the cursor on the same row where possible. Those in
+        `missed` (seq -> outcome) move to the missed rows below the conversations."""
+        gone = [self._held[seq] for seq in seqs if seq in self._held]
+        if not gone:
             return
         row = self._row(self.cursor)
         if missed:
-            gone = [_Missed(item, missed[item.seq], at or time.time()) for item in self._items if item.seq in missed]
-            self._missed = (gone[::-1] + self._missed)[: self.MAX_MISSED]
-        self._items = [item for item in self._items if item.seq not in seqs]
-        self._index = {item.seq: n for n, item in enumerate(self._items)}
-        index = self._row_index(row.item.seq) if row is not None else None
+            newly = [_Missed(item, missed[item.seq], at or time.time()) for item in gone if item.seq in missed]
+            self._missed = (newly[::-1] + self._missed)[: self.MAX_MISSED]
+        for item in gone:
+            del self._held[item.seq]
+            phone = phone_of(item)
+            rest = [other for other in self._by_phone.get(phone, []) if other.seq != item.seq]
+            if rest:
+                self._by_phone[phone] = rest
+            else:
+                self._by_phone.pop(phone, None)
+                self.marked.discard(phone)
+        self._reorder(keep=row)
+
+    def contains(self, seq: int) -> bool:
+        return seq in self._held
+
+    def watch_order(self) -> None:
+        self._reorder(keep=self._row(self.cursor))
+
+    def _reorder(self, keep: "_Row | None") -> None:
+        groups = self._by_phone
+        if self.order == "urgent":
+            self._phones = sorted(groups, key=lambda p: min(i.deadline for i in groups[p]))
+        elif self.order == "newest":
+            self._phones = sorted(groups, key=lambda p: -groups[p][-1].seq)
+        else:
+            self._phones = sorted(groups, key=lambda p: groups[p][0].seq)
+        index = self._index_of(keep) if keep is not None else None
         if index is None:
-            index = min(self.cursor, max(0, len(self._items) - 1))
+            index = min(self.cursor, max(0, len(self._phones) - 1))
         self.set_reactive(HeldQueue.cursor, index)
         self._resized()
 
-    def _row_index(self, seq: int) -> int | None:
-        index = self._index.get(seq)
-        if index is None:
-            index = next((len(self._items) + n for n, row in enumerate(self._missed) if row.item.seq == seq), None)
-        return index
-
-    def contains(self, seq: int) -> bool:
-        return seq in self._index
-
     def select(self, seq: int) -> None:
-        """Move the cursor to `seq`, held or missed, without announcing it (the app knows)."""
-        index = self._row_index(seq)
+        """Move the cursor to the row of `seq` (its conversation, or its missed row)."""
+        index = self._index_of(_Row(self._held[seq], "", 0.0) if seq in self._held
+                               else next((_Row(m.item, m.outcome, m.at) for m in self._missed if m.item.seq == seq), None))
         if index is not None:
             self.set_reactive(HeldQueue.cursor, index)
             self.scroll_to_region_of(index)
@@ -139,37 +192,55 @@ class HeldQueue(ScrollView, can_focus=True):
 
     @property
     def selected(self) -> HeldItem | None:
-        if 0 <= self.cursor < len(self._items):
-            return self._items[self.cursor]
+        """The oldest waiting text of the conversation under the cursor."""
+        if 0 <= self.cursor < len(self._phones):
+            return self._by_phone[self._phones[self.cursor]][0]
         return None
 
     @property
     def selected_missed(self) -> _Missed | None:
-        index = self.cursor - len(self._items)
+        index = self.cursor - len(self._phones)
         if 0 <= index < len(self._missed):
             return self._missed[index]
         return None
 
     @property
     def missed(self) -> list[_Missed]:
-        """Items that ended without the operator's answer, newest first."""
+        """Texts that ended without the operator's answer, newest first."""
         return self._missed
 
-    def _row(self, index: int) -> _Missed | None:
-        if index < len(self._items):
-            return _Missed(self._items[index], "", 0.0)
-        index -= len(self._items)
-        return self._missed[index] if index < len(self._missed) else None
+    def _row(self, index: int) -> "_Row | None":
+        if 0 <= index < len(self._phones):
+            return _Row(self._by_phone[self._phones[index]][0], "", 0.0)
+        index -= len(self._phones)
+        if 0 <= index < len(self._missed):
+            missed = self._missed[index]
+            return _Row(missed.item, missed.outcome, missed.at)
+        return None
+
+    def _index_of(self, row: "_Row | None") -> int | None:
+        if row is None:
+            return None
+        if not row.outcome:
+            phone = phone_of(row.item)
+            return self._phones.index(phone) if phone in self._by_phone else None
+        return next((len(self._phones) + n for n, m in enumerate(self._missed) if m.item.seq == row.item.seq), None)
 
     @property
     def _rows(self) -> int:
-        return len(self._items) + len(self._missed)
+        return len(self._phones) + len(self._missed)
 
     def action_dismiss_missed(self) -> None:
         if self.selected_missed is not None:
-            del self._missed[self.cursor - len(self._items)]
+            del self._missed[self.cursor - len(self._phones)]
             self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self._rows - 1)))
             self._resized()
+
+    def action_toggle_mark(self) -> None:
+        item = self.selected
+        if item is not None:
+            self.marked ^= {phone_of(item)}
+            self.refresh()
 
     def _resized(self) -> None:
         self.virtual_size = Size(self.size.width, self._rows)
@@ -222,38 +293,62 @@ class HeldQueue(ScrollView, can_focus=True):
         width = self.size.width
         index = y + self.scroll_offset.y
         base = self.rich_style
-        row = self._row(index)
-        if row is None:
+        if index >= self._rows:
             if index == 0:
                 hint = Text(" Nothing held. Waiting for texts…", style="dim")
                 return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
             return Strip.blank(width, base)
-        item, missed = row.item, row.outcome
-        remaining = item.deadline - time.time()
-        urgent = remaining < 5
-        mark = "▶" if index == self.cursor else " "
-        kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
-        phone = plain_line(item.record.phones[0] if item.record.phones else "?", 14)
-        body = item.record.parsed.get("body", "") if kind == "MSG" else "new subscriber: tags?"
-        text = Text(no_wrap=True, end="", style="dim" if missed else "")
-        text.append(f"{mark}", style="bold")
-        if missed:
-            text.append("miss ", style="red")
-        else:
-            text.append(f"{max(0, remaining):3.0f}s ", style="bold red" if urgent else "bold yellow")
-        text.append(f"{kind} ", style="dim")
-        text.append(f"{phone:<14} ", style="bold")
-        text.append(plain_line(str(body), max(1, width - 25)))
+        text = self._conversation_line(index, width) if index < len(self._phones) else self._missed_line(index, width)
         if index == self.cursor:
-            style = Style(reverse=True) if self.has_focus else Style(bgcolor="grey23")
-            text.stylize(style)
-        segments = list(text.render(self.app.console))
-        segments = [segment for segment in segments if segment.text != "\n"]
+            text.stylize(Style(reverse=True) if self.has_focus else Style(bgcolor="grey23"))
+        segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
         return Strip(segments).crop_extend(0, width, base)
 
+    def _conversation_line(self, index: int, width: int) -> Text:
+        phone = self._phones[index]
+        waiting = self._by_phone[phone]
+        oldest = waiting[0]
+        left = min(item.deadline for item in waiting) - time.time()
+        text = Text(no_wrap=True, end="")
+        text.append("▶" if index == self.cursor else " ", style="bold")
+        text.append("●" if phone in self.marked else " ", style="bold magenta")
+        text.append(f"{max(0, left):3.0f}s ", style="bold red" if left < URGENT else "bold yellow")
+        text.append(f"×{len(waiting):<2}" if len(waiting) > 1 else "   ", style="bold")
+        kind = "SUB" if oldest.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
+        text.append(f"{kind} ", style="dim")
+        text.append(f"{plain_line(phone, 14):<14}", style="bold")
+        marks = ""
+        if any(item.seq in self.drafts for item in waiting):
+            marks += "✎"
+        if any(phone_of(m.item) == phone for m in self._missed):
+            marks += "✗"
+        flag = self.flags.get(phone, "")
+        marks += {"blacklisted": "⊘", "loop": "∞"}.get(flag, "")
+        text.append(f"{marks:<2} ", style="bold red" if flag else "bold cyan")
+        body = oldest.record.parsed.get("body", "") if kind == "MSG" else "new subscriber: tags?"
+        text.append(plain_line(str(body), max(1, width - text.cell_len)))
+        return text
+
+    def _missed_line(self, index: int, width: int) -> Text:
+        missed = self._missed[index - len(self._phones)]
+        item = missed.item
+        text = Text(no_wrap=True, end="", style="dim")
+        text.append("▶" if index == self.cursor else " ", style="bold")
+        text.append(" miss ", style="red")
+        kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
+        text.append(f"{kind} ", style="dim")
+        text.append(f"{plain_line(phone_of(item), 14):<14} ", style="bold")
+        if item.seq in self.drafts:
+            text.append("✎ ", style="bold cyan")
+        body = item.record.parsed.get("body", "") if kind == "MSG" else "new subscriber"
+        text.append(plain_line(str(body), max(1, width - text.cell_len)))
+        return text
+
     def tick(self) -> None:
-        """Redraw the countdowns (called once a second)."""
-        if self._items:
+        """Redraw the countdowns (called once a second); least-time-left order re-sorts."""
+        if self._held:
+            if self.order == "urgent":
+                self._reorder(keep=self._row(self.cursor))
             self.refresh()
 
     def on_focus(self) -> None:
@@ -266,4 +361,13 @@ class HeldQueue(ScrollView, can_focus=True):
         self._resized()
 
 
-__all__ = ["HeldQueue"]
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a row stands for: a conversation (by its oldest waiting text) or a missed text."""
+
+    item: HeldItem
+    outcome: str
+    at: float
+
+
+__all__ = ["HeldQueue", "ORDERS"]
