@@ -176,3 +176,23 @@ async def test_marked_conversations_or_a_flood_are_answered_with_one_template(st
         await pilot.press("enter")
         results = await asyncio.wait_for(asyncio.gather(*requests[3:]), 5)
         assert all(body.startswith("Thanks for your message") for _, body in results)
+
+
+async def test_a_note_on_a_phone_is_shown_kept_across_a_restart_and_never_sent(tmp_path):
+    from data.store import HistoryStore
+
+    for attempt in range(2):
+        store = HistoryStore.open(tmp_path / "history")
+        app = make_app(store, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            if attempt == 0:
+                request = asyncio.create_task(post(app.gateway_url, INCOMING))
+                await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
+                await pilot.press("f12", *"prefers calls after 5pm", "enter")
+                await pilot.press(*"hi", "enter")
+                assert await asyncio.wait_for(request, 5) == (200, "hi"), "the note is never sent"
+            else:
+                app.open_phone("5551234567")
+            panel = app.query_one("#contact")
+            await wait_until(pilot, lambda: "prefers calls after 5pm" in str(panel.render()))
+        store.close()

@@ -42,6 +42,7 @@ from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
+from .screens.note import NoteScreen
 from .screens.pick_template import PickTemplateScreen
 from .screens.search import SearchScreen
 from .screens.templates import TemplatesScreen
@@ -110,6 +111,8 @@ class SwitchboardApp(App[None]):
                 tooltip="Drop the draft of a text that can no longer be answered"),
         Binding("f10", "templates", "Templates", id="templates",
                 tooltip="Create, edit and delete canned replies (/name then tab in a reply)"),
+        Binding("f12", "note", "Note", id="note", show=False,
+                tooltip="Write a note on the conversation's phone (kept, never sent)"),
         Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Answer every held request with the fallback, then quit"),
@@ -384,6 +387,7 @@ class SwitchboardApp(App[None]):
         answering = item_phone(composer.item)
         entries = await self.backend.thread(phone, 300) if phone else []
         contact = await self.backend.contact(phone) if phone else None
+        notes = await self.backend.notes(phone) if phone else []
         if answering and answering != phone:
             composer.contact = await self.backend.contact(answering)
         elif answering:
@@ -393,7 +397,11 @@ class SwitchboardApp(App[None]):
         self._entries = entries
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries)
-        self.query_one(ContactPanel).show(phone, contact)
+        self.query_one(ContactPanel).show(phone, contact, notes)
+        title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
+        if notes:
+            title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
+        show_text(self.query_one("#thread-title", Static), title, layout=False)
 
     def open_phone(self, phone: str) -> None:
         """Show the conversation the operator asked for, and keep it on screen.
@@ -681,6 +689,23 @@ class SwitchboardApp(App[None]):
                 self.open_phone(phone)
 
         self.push_screen(SearchScreen(self.backend.search), chosen)
+
+    def action_note(self) -> None:
+        phone = self._phone
+        if not phone:
+            self.notify("Open a conversation first.", timeout=2)
+            return
+
+        def written(text: str | None) -> None:
+            if text:
+                self.run_worker(self._add_note(phone, text), group="notes")
+
+        self.push_screen(NoteScreen(phone), written)
+
+    async def _add_note(self, phone: str, text: str) -> None:
+        await self.backend.add_note(phone, text)
+        if self._phone == phone:
+            self._show_phone(phone)
 
     def action_templates(self) -> None:
         def closed(_: None) -> None:

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from data.models import ContactState
+from server.backend import Note
 
 from ..safe import safe_line
 from .steady import show_text
@@ -17,12 +18,13 @@ from .steady import show_text
 class ContactPanel(Static):
     """Set `show(state)`; renders nothing from untrusted text without neutralising it."""
 
-    def show(self, phone: str, state: ContactState | None) -> None:
+    def show(self, phone: str, state: ContactState | None, notes: list[Note] | None = None) -> None:
         text = Text(end="")
         text.append("Phone ", style="dim")
         text.append_text(safe_line(phone or "—", "bold"))
         if state is None:
             text.append("\n\nNo history yet.", style="dim")
+            self._notes(text, notes or [])
             show_text(self, text)
             return
 
@@ -46,4 +48,14 @@ class ContactPanel(Static):
         row("Messages", f"{state.messages_in} in · {state.messages_out} out")
         if state.last_seen:
             row("Last seen", datetime.fromtimestamp(state.last_seen).strftime("%Y-%m-%d %H:%M:%S"))
+        self._notes(text, notes or [])
         show_text(self, text)
+
+    @staticmethod
+    def _notes(text: Text, notes: list[Note]) -> None:
+        if not notes:
+            return
+        text.append("\n\nNotes (f12 adds; never sent)", style="bold")
+        for note in notes[-8:]:
+            text.append(f"\n{datetime.fromtimestamp(note.at).strftime('%m-%d %H:%M')} ", style="dim")
+            text.append_text(safe_line(note.text, "italic", 200))
