@@ -10,7 +10,7 @@ from .models import CallbackRecord, OutboundRecord, ResponseRecord, ThreadEntry
 from .names import share
 from .projection import DELIVERY_NAMES, FINAL
 
-__all__ = ["CODECS", "Codec", "body_of", "callback_doc", "response_detail", "shows_response", "thread_entry"]
+__all__ = ["CODECS", "Codec", "body_of", "callback_doc", "response_detail", "thread_entry"]
 
 
 class Codec:
@@ -109,17 +109,11 @@ def response_detail(doc: Mapping[str, Any]) -> str:
     if decision.get("close_session"):
         parts.append("closed session")
     if decision.get("reprocess"):
-        parts.append("reprocess")
+        parts.append(f"reprocess: {decision['reprocess']}")
     tags = decision.get("tags")
     if tags:
         parts.append("tags: " + ", ".join(map(str, tags)))
     return "; ".join(parts)
-
-
-def shows_response(doc: Mapping[str, Any]) -> bool:
-    decision = doc.get("decision") or {}
-    return bool(decision.get("reply")) or doc.get("outcome") in ("timed_out", "caller_gone")
-
 
 
 def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int]) -> ThreadEntry:
@@ -127,8 +121,10 @@ def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int]) -> Thre
     state (0 if none yet)."""
     kind = doc["kind"]
     if kind == "callback":
+        tag = doc["parsed"].get("tag") if isinstance(doc.get("parsed"), dict) else ""
         return ThreadEntry(
-            at=doc["received_at"], direction="in", text=body_of(doc), who="texter", seq=doc["seq"]
+            at=doc["received_at"], direction="in", text=body_of(doc), who="texter", seq=doc["seq"],
+            detail=f"thread tag: {tag}" if tag else "",
         )
     if kind == "response":
         decision = doc.get("decision") or {}

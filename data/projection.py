@@ -110,15 +110,17 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
 
 
 def shows_in_thread(doc: Mapping[str, Any], phone: str) -> bool:
-    """Whether `doc` is an entry of `phone`'s conversation (a text from it, an answer with a
-    reply or a fallback, an outbound send to it)."""
+    """Whether `doc` is an entry of `phone`'s conversation (a text from it, an answer that
+    carried something (a reply, close_session, reprocess) or a fallback, an outbound send)."""
     kind = doc["kind"]
     if kind == "callback":
         phones = doc["phones"]
         return doc["type"] == "incoming_message" and bool(phones) and phone_key(phones[0]) == phone
     if kind == "response":
         decision = doc.get("decision") or {}
-        return bool(decision.get("reply")) or doc.get("outcome") in ("timed_out", "caller_gone")
+        if any(decision.get(key) for key in ("reply", "close_session", "reprocess")):
+            return True
+        return doc.get("outcome") in ("timed_out", "caller_gone", "overflow")
     return True
 
 

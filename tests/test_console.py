@@ -189,7 +189,7 @@ async def _text_after_restart(tmp_path, widget: str) -> str:
         app = make_app(second, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.1)
-            return "\n".join(strip.text for strip in app.query_one(widget).lines)
+            return "".join(strip.text for strip in app.query_one(widget).lines)
     finally:
         second.close()
 

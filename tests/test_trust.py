@@ -49,7 +49,7 @@ async def wait_until(pilot, condition, timeout: float = 6.0) -> None:
 
 
 def thread_text(app: SwitchboardApp) -> str:
-    return "\n".join(strip.text for strip in app.query_one("#thread").lines)
+    return "".join(strip.text for strip in app.query_one("#thread").lines)
 
 
 def banner(app: SwitchboardApp) -> str:

@@ -36,6 +36,11 @@ def render_entry(entry: ThreadEntry) -> Text:
     line = Text(end="")
     line.append(f"{_clock(entry.at)} ", style="dim")
     line.append(f"{arrow} {entry.who:<8} ", style=_WHO_STYLE.get(entry.who, "bold"))
+    # Which reply answered which text: a text shows its number, its answer points back to it.
+    if entry.who == "texter":
+        line.append(f"#{entry.seq} ", style="dim")
+    elif entry.who != "outbound":
+        line.append(f"↳#{entry.seq} ", style="dim")
     if entry.text:
         line.append_text(safe_text(entry.text))
     else:
