@@ -196,3 +196,23 @@ async def test_a_note_on_a_phone_is_shown_kept_across_a_restart_and_never_sent(t
             panel = app.query_one("#contact")
             await wait_until(pilot, lambda: "prefers calls after 5pm" in str(panel.render()))
         store.close()
+
+
+async def test_the_palette_names_every_action_once_and_the_theme_is_remembered(tmp_path):
+    from data.store import HistoryStore
+
+    for attempt in range(2):
+        store = HistoryStore.open(tmp_path / "history")
+        app = make_app(store, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            assert len(titles) == len(set(titles)), "no duplicates"
+            assert "Keys" not in titles and "Help: keys and panels (f1)" in titles
+            assert "Canned replies (f10)" in titles and "Search the history (f5)" in titles
+            if attempt == 0:
+                app.theme = "nord"
+                await pilot.pause(0.3)
+            else:
+                await wait_until(pilot, lambda: app.theme == "nord")
+        store.close()

@@ -57,6 +57,27 @@ from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
 """Events are applied in batches at most this long after the first one arrives."""
+PALETTE_TITLES = {
+    "send": "Send the answer",
+    "send_empty": "Send an empty answer",
+    "toggle_close": "Toggle close_session",
+    "reprocess": "Reprocess: type text the SL handles as new",
+    "next_held": "Next conversation",
+    "previous_held": "Previous conversation",
+    "cycle_order": "Change the queue order",
+    "bulk_answer": "Answer marked or all waiting texts with a template",
+    "copy_phone": "Copy the phone number",
+    "copy_body": "Copy the message text",
+    "copy_response": "Copy the last response sent",
+    "search": "Search the history",
+    "new_message": "New message (send_message)",
+    "close_session": "Close the session (close_sessions)",
+    "discard": "Discard the ended draft",
+    "templates": "Canned replies",
+    "note": "Write a note on the phone",
+    "help": "Help: keys and panels",
+}
+"""What the command palette calls each action (the footer keeps the short descriptions)."""
 BELL_EVERY = 5.0
 """Seconds between bells: a crowd texting at once rings once, not per batch."""
 MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
@@ -160,16 +181,20 @@ class SwitchboardApp(App[None]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every binding of the console is also a command in the palette (ctrl+p)."""
-        yield from super().get_system_commands(screen)
+        """Every action of the console is a command in the palette (ctrl+p), by its name, once.
+        Textual's key panel ('Keys') is left out: f1's help says more."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":
+                yield command
         for binding in self.BINDINGS:
-            if not isinstance(binding, Binding) or binding.action in ("quit", "help"):
+            if not isinstance(binding, Binding) or binding.action == "quit":
                 continue
             if self.check_action(binding.action.split("(")[0], ()) is None:
                 continue
             keys = binding.key.replace(",", " / ")
+            title = PALETTE_TITLES.get(binding.id or "", binding.description)
             yield SystemCommand(
-                f"{binding.description} ({keys})",
+                f"{title} ({keys})",
                 binding.tooltip or binding.description,
                 partial(self.run_action, binding.action),
             )
@@ -229,6 +254,10 @@ class SwitchboardApp(App[None]):
         order = await self.backend.setting("order", "oldest")
         if order in ORDERS and self._screen_up():
             self.query_one(HeldQueue).order = order
+        theme = await self.backend.setting("theme", "")
+        if theme in self.available_themes and self._screen_up():
+            self.theme = theme
+        self.watch(self, "theme", self._theme_chosen, init=False)
         records = await self.backend.recent_callbacks(200)
         lines = [describe(record) for record in records if not record.held]
         if lines and self._screen_up():
@@ -245,6 +274,10 @@ class SwitchboardApp(App[None]):
         if not self._phone and contacts:
             self._show_phone(contacts[0].phone)
         self._show_notices()
+
+    def _theme_chosen(self, theme: str) -> None:
+        """The palette's theme choice is kept for the next start."""
+        self.run_worker(self.backend.save_setting("theme", theme), group="settings")
 
     def _show_notices(self) -> None:
         for notice in self.backend.notices():
