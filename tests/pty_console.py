@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 import select
 import signal
 import struct
@@ -98,6 +99,11 @@ class PtyConsole:
             self.screen += chunk
             if len(self.screen) > 2_000_000:
                 del self.screen[:1_000_000]
+
+    def tail(self, chars: int = 1500) -> str:
+        """The end of what the program wrote, escape sequences taken out (for a failure message)."""
+        text = re.sub(r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|.)", " ", self.screen.decode(errors="replace"))
+        return re.sub(r"\s+", " ", text)[-chars:]
 
     def hang_up(self) -> float:
         """Close the terminal (the master side); returns the moment it closed (monotonic)."""

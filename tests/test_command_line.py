@@ -73,7 +73,10 @@ async def test_the_demo_keeps_its_history_in_dir_demo_and_a_real_run_refuses_it(
                 assert time.monotonic() < deadline, "the simulated texters sent nothing"
                 await asyncio.sleep(0.1)
         console.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(console.wait, 10) == 0
+        sent = time.monotonic()
+        code = await asyncio.to_thread(console.wait, 10)
+        took = time.monotonic() - sent
+        assert code == 0, f"exit {code} {took:.2f} s after SIGTERM; the screen ended: {console.tail()}"
     finally:
         console.close()
     assert sorted(p.name for p in data_dir.iterdir()) == ["demo"]  # nothing in DIR itself
