@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import tempfile
