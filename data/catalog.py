@@ -13,7 +13,8 @@ after that again. Tables:
 - `blocks(seg, phone, prev, locs)`: a phone's thread entries in one segment, linked to its
   previous block (`prev`: the segment of that block, 0 at the first), so a thread is read
   newest first without an index on the phone.
-- `contacts(phone, ..., head)`: the contact projection as of `covered`, and the newest block.
+- `contacts(phone, ..., head)`: the contact projection as of `covered`, and the newest block
+  (indexed by last seen: the phone list is read newest first, in place).
 - `mids(mid, state)`: delivery states by SL message id.
 - `meta(key, value)`: `covered`, `next_seq`, `counts`, `version` (JSON values).
 
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS contacts(
     blacklisted INTEGER, loop_flagged INTEGER, last_seen REAL, carrier TEXT,
     messages_in INTEGER, messages_out INTEGER, head INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mids(mid TEXT PRIMARY KEY, state INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contacts_by_recency ON contacts(last_seen, phone);
 """
 
 
@@ -111,14 +113,18 @@ class Catalog:
         segment: 400 rows for 20 million records)."""
         return list(self._db.execute("SELECT no, size, records FROM segments ORDER BY no"))
 
-    def contacts(self) -> Iterator[tuple[ContactState, int]]:
-        """Every contact as of `covered`, with its newest thread block's segment."""
-        for r in self._db.execute("SELECT * FROM contacts"):
-            yield ContactState(
-                phone=r[0], session_open=None if r[1] is None else bool(r[1]), subscribed=bool(r[2]),
-                tags=tuple(json.loads(r[3])), blacklisted=bool(r[4]), loop_flagged=bool(r[5]),
-                last_seen=r[6], carrier=r[7], messages_in=r[8], messages_out=r[9],
-            ), r[10]
+    def contact_count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM contacts").fetchone()[0]
+
+    def contact(self, phone: str) -> tuple[ContactState, int] | None:
+        """A contact as of `covered`, with its newest thread block's segment."""
+        row = self._db.execute("SELECT * FROM contacts WHERE phone = ?", (phone,)).fetchone()
+        return (_contact(row), row[10]) if row else None
+
+    def contacts_by_recency(self) -> Iterator[ContactState]:
+        """Every contact as of `covered`, most recently seen first (ties: larger phone first)."""
+        for row in self._db.execute("SELECT * FROM contacts ORDER BY last_seen DESC, phone DESC"):
+            yield _contact(row)
 
     def loc(self, seq: int) -> int:
         row = self._db.execute("SELECT loc FROM byseq WHERE seq = ?", (seq,)).fetchone()
@@ -177,6 +183,14 @@ class Catalog:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _contact(r: tuple[Any, ...]) -> ContactState:
+    return ContactState(
+        phone=r[0], session_open=None if r[1] is None else bool(r[1]), subscribed=bool(r[2]),
+        tags=() if r[3] == "[]" else tuple(json.loads(r[3])), blacklisted=bool(r[4]),
+        loop_flagged=bool(r[5]), last_seen=r[6], carrier=r[7], messages_in=r[8], messages_out=r[9],
+    )
 
 
 def _set_meta(db: sqlite3.Connection, values: dict[str, Any]) -> None:

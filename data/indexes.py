@@ -10,6 +10,7 @@ the length of the history.
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from typing import Any, Callable, Mapping
 
@@ -73,6 +74,9 @@ class HistoryIndex:
         self.catalog = catalog
         self.doc_at = doc_at
         self.contacts: dict[str, ContactState] = {}
+        """The contacts read or changed since open (the catalog holds the rest)."""
+        self.phones = 0
+        """How many contacts there are."""
         self.heads: dict[str, int] = {}
         """phone -> segment of its newest thread block filed (or being filed); 0: none."""
         self.counts = [0, 0, 0]
@@ -96,10 +100,7 @@ class HistoryIndex:
         for no, size, _records in self.catalog.segments():
             self.closed.append(no)
             self.sizes[no] = size
-        for state, head in self.catalog.contacts():
-            self.contacts[state.phone] = state
-            if head:
-                self.heads[state.phone] = head
+        self.phones = self.catalog.contact_count()
 
     def begin(self, no: int) -> None:
         """Segment `no` is the live one from now on."""
@@ -131,7 +132,10 @@ class HistoryIndex:
                 self._delivery(doc["parsed"])
         contacts = self.contacts
         for phone in concerned_phones(doc):
-            state = contacts.get(phone) or ContactState(phone)
+            state = contacts.get(phone) or self.contact(phone)
+            if state is None:
+                state = ContactState(phone)
+                self.phones += 1
             new = next_contact(state, doc, answered_type=answered)
             if new is not state or phone not in contacts:
                 contacts[phone] = new
@@ -202,6 +206,37 @@ class HistoryIndex:
             self.pending = [ov for ov in self.pending if ov.no > upto]
 
     # ---- reading -----------------------------------------------------------------------
+
+    def contact(self, phone: str) -> ContactState | None:
+        """A phone's contact state (read from the catalog once, then kept)."""
+        state = self.contacts.get(phone)
+        if state is None:
+            found = self.catalog.contact(phone)
+            if found is not None:
+                state, head = found
+                self.contacts[phone] = state
+                if head and phone not in self.heads:
+                    self.heads[phone] = head
+        return state
+
+    def top_contacts(self, limit: int) -> list[ContactState]:
+        """The `limit` most recently seen contacts, newest first (ties: larger phone first):
+        those in memory, merged with the catalog's read newest first until `limit` of them
+        are not in memory (a contact's last-seen time never goes back, so the one in memory
+        is never behind the catalog's)."""
+        def key(c: ContactState) -> tuple[float, str]:
+            return (c.last_seen, c.phone)
+
+        mem = self.contacts
+        out = heapq.nlargest(limit, mem.values(), key=key)
+        rest: list[ContactState] = []
+        if limit > 0:
+            for state in self.catalog.contacts_by_recency():
+                if state.phone not in mem:
+                    rest.append(state)
+                    if len(rest) >= limit:
+                        break
+        return heapq.nlargest(limit, out + rest, key=key)
 
     def _overlays(self) -> list[Overlay]:
         """Newest first (a copy: filing may drop some meanwhile)."""

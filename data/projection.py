@@ -52,10 +52,9 @@ def concerned_phones(doc: Mapping[str, Any]) -> tuple[str, ...]:
     kind = doc["kind"]
     if kind == "callback":
         phones = doc["phones"]
-        if not phones:
-            return ()
-        keys = tuple(dict.fromkeys(phone_key(p) for p in phones))
-        return keys
+        if len(phones) == 1:  # the common case, without building a dict
+            return (phone_key(phones[0]),)
+        return tuple(dict.fromkeys(phone_key(p) for p in phones))
     phone = doc.get("phone") or ""
     return (phone_key(phone),) if phone else ()
 

@@ -3,7 +3,7 @@ indexes (data/indexes.py) and the segment files. `HistoryStore` is a `HistoryRea
 
 from __future__ import annotations
 
-import heapq
+import errno
 import json
 import os
 from pathlib import Path
@@ -61,18 +61,20 @@ class HistoryReads:
             line = pread_line(self._read_fd(seg), off)
             return json.loads(line)["d"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                return None  # no file descriptor to spare just now: nothing is damaged
             note = f"could not read a record in {seg_name(seg)} at offset {off}: {exc}"
             if note not in self.notices:
                 self.notices.append(note)
             return None
 
     def contact(self, phone: str) -> ContactState | None:
-        return self._ix.contacts.get(phone_key(phone))
+        return self._ix.contact(phone_key(phone))
 
     def contacts(self, limit: int = 500) -> list[ContactState]:
         """Most recently seen first (a tie: the larger phone key first, whatever the order
         the contacts were loaded in)."""
-        return heapq.nlargest(limit, self._ix.contacts.values(), key=lambda c: (c.last_seen, c.phone))
+        return self._ix.top_contacts(limit)
 
     def thread(self, phone: str, limit: int = 500) -> list[ThreadEntry]:
         """The last `limit` entries of a phone's conversation, oldest first."""

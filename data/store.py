@@ -29,7 +29,7 @@ its queued lines go to the writer, a new segment file is created, and the old Ti
 dropped once its bytes are on disk (until then reads use it). The closed segment's index
 entries (built on the loop as records were added) are filed into the catalog in the
 background, in one transaction; until that commits, reads use them from memory. `open()`
-reads the catalog's header and contacts, files any closed segment the catalog lacks (a
+reads the catalog's header (contacts are read when asked for), files any closed segment the catalog lacks (a
 crash between a rotation and its filing; every one for a history of the previous format:
 an upgrade), and loads the live segment into TinyDB, filing it with the code `add_*` uses.
 Nothing at open reads a closed segment the catalog holds.
@@ -405,7 +405,7 @@ class HistoryStore(HistoryReads):
     def stats(self) -> StoreStats:
         ix = self._ix
         c, r, o = ix.counts
-        return StoreStats(callbacks=c, responses=r, outbound=o, phones=len(ix.contacts), segments=len(ix.closed) + 1)
+        return StoreStats(callbacks=c, responses=r, outbound=o, phones=ix.phones, segments=len(ix.closed) + 1)
 
     def close(self) -> None:
         """Write + fsync everything and close the files. Safe to call twice."""

@@ -71,6 +71,9 @@ class Broker:
     _subscribers: list[Subscriber] = field(default_factory=list)
     _open: dict[int, _Exchange] = field(default_factory=dict)
     _gone: dict[int, str] = field(default_factory=dict)
+    _closing: Callable[[HeldItem], Resolution] | None = None
+    """Set by resolve_all (shutdown): an exchange opened later is answered the same way at
+    once (a request whose body was still arriving when the gateway began to stop)."""
 
     # -- subscribing -------------------------------------------------------------------
 
@@ -102,6 +105,8 @@ class Broker:
         future: asyncio.Future[Resolution] = asyncio.get_running_loop().create_future()
         self._open[item.seq] = _Exchange(item, future)
         self.publish(ExchangeHeld(item))
+        if self._closing is not None:
+            future.set_result(self._closing(item))
         return future
 
     def close(self, seq: int, outcome: str, response: ResponseRecord | None) -> None:
@@ -116,7 +121,9 @@ class Broker:
         self.publish(ExchangeEnded(seq=seq, outcome=outcome, response=response))
 
     def resolve_all(self, make: Callable[[HeldItem], Resolution]) -> int:
-        """Answer every open exchange at once (shutdown). Returns how many."""
+        """Answer every open exchange at once, and any opened from now on (shutdown).
+        Returns how many were open."""
+        self._closing = make
         count = 0
         for exchange in list(self._open.values()):
             if not exchange.future.done():

@@ -11,8 +11,8 @@ refusals, a deadline for the request head, and a way to stop reading a refused b
   to keep their connections for the keep-alive timeout (75 s). An idle keep-alive
   connection between requests is not affected, and nothing counts connections per peer
   address (the SL sends its callbacks from one address, over many connections at once).
-- `stop_reading()`: the rest of a refused body is dropped unparsed, so a compressed body
-  past the cap is not inflated any further; the connection closes after the refusal.
+- `stop_reading()`: the rest of a refused body is dropped unparsed (bodies are inflated,
+  with a bound, by server/body.py, not by aiohttp); the connection closes after the refusal.
 
 The hot path is `data_received`: one call and a comparison more than aiohttp's.
 """
@@ -122,8 +122,8 @@ class GatewayConnection(RequestHandler):
         self._loop.call_later(DISCARD_SECONDS, self.force_close)
 
     def stop_reading(self) -> None:
-        """Parse no more of this connection (the rest of a refused body is not decoded nor
-        inflated) and close it once the answer is out. Until then, for at most
+        """Parse no more of this connection (the rest of a refused body is not decoded) and
+        close it once the answer is out. Until then, for at most
         DISCARD_SECONDS, what the client still sends is read and dropped: closing a socket
         with unread bytes resets it, and the client would lose the refusal."""
         self._lingering_time = DISCARD_SECONDS

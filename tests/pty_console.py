@@ -4,7 +4,7 @@
 fresh pty (as a terminal emulator, tmux or sshd does), drains the screen output so the
 app never blocks on a full pty, and `hang_up()` closes the master side: the kernel then
 sends SIGHUP and every further read or write on the terminal fails with EIO, as when a
-tmux session is killed or an ssh connection drops. Shared by tests/test_console_process.py
+tmux session is killed or an ssh connection drops. Shared by tests/test_console_process.py,
 benchmarks/hangup_bench.py and tests/test_command_line.py.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 import select
 import signal
 import struct
@@ -56,10 +57,10 @@ class PtyConsole:
     reads and writes just fail."""
 
     def __init__(self, args: Sequence[str], *, cwd: Path = ROOT, command: Sequence[str] | None = None,
-                 controlling: bool = True) -> None:
+                 controlling: bool = True, env: dict[str, str] | None = None) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        env = dict(os.environ, TERM="xterm-256color")
+        env = dict(os.environ if env is None else env, TERM="xterm-256color")
         env.pop("COLUMNS", None)
         env.pop("LINES", None)
         argv = list(command) if command is not None else [sys.executable, str(ROOT / "run.py")]
@@ -98,6 +99,11 @@ class PtyConsole:
             self.screen += chunk
             if len(self.screen) > 2_000_000:
                 del self.screen[:1_000_000]
+
+    def tail(self, chars: int = 1500) -> str:
+        """The end of what the program wrote, escape sequences taken out (for a failure message)."""
+        text = re.sub(r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|.)", " ", self.screen.decode(errors="replace"))
+        return re.sub(r"\s+", " ", text)[-chars:]
 
     def hang_up(self) -> float:
         """Close the terminal (the master side); returns the moment it closed (monotonic)."""

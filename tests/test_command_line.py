@@ -73,7 +73,10 @@ async def test_the_demo_keeps_its_history_in_dir_demo_and_a_real_run_refuses_it(
                 assert time.monotonic() < deadline, "the simulated texters sent nothing"
                 await asyncio.sleep(0.1)
         console.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(console.wait, 10) == 0
+        sent = time.monotonic()
+        code = await asyncio.to_thread(console.wait, 10)
+        took = time.monotonic() - sent
+        assert code == 0, f"exit {code} {took:.2f} s after SIGTERM; the screen ended: {console.tail()}"
     finally:
         console.close()
     assert sorted(p.name for p in data_dir.iterdir()) == ["demo"]  # nothing in DIR itself
@@ -104,3 +107,23 @@ async def test_the_demo_refuses_a_real_history_where_its_own_would_go(tmp_path):
         f"switchboard: {real} holds a real history (it has no DEMO file); --demo keeps its own in "
         "DIR/demo: choose another --data-dir"]
     assert sorted(os.listdir(real)) == before  # untouched: no mark, no demo records
+
+
+async def test_an_unmarked_demo_history_at_the_default_place_is_an_earlier_versions_and_gets_marked(tmp_path):
+    """Earlier versions kept --demo's history unmarked in <user data dir>/demo."""
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "share"))
+    legacy = tmp_path / "share" / "switchboard" / "demo"
+    legacy.mkdir(parents=True)
+    (legacy / "seg-000001.jsonl").write_text("")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    console = PtyConsole(["--demo", "--port", str(port)], env=env)
+    try:
+        async with client_session() as session:
+            await wait_until_serving(session, url, console.proc)
+        console.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(console.wait, 10) == 0
+    finally:
+        console.close()
+    assert (legacy / "DEMO").exists()
+    assert not (tmp_path / "share" / "switchboard" / "seg-000001.jsonl").exists()  # the real place untouched

@@ -7,14 +7,15 @@ ever: no held request is answered, the history is not closed, its lock stays tak
 (DESIGN.md). A terminal that stops reading (flow control, a stuck pane) fills the queue the
 same way. `TerminalDriver` changes only how output is handed over and how the driver stops:
 
-- a write never waits for a writer thread that is dead; the terminal then counts as gone;
-- once the terminal is gone (that, a SIGHUP, or EIO on input), output is dropped;
-- once quitting stalls (server/shutdown.py), a write waits at most `STALLED_WRITE` s, so
-  the terminal still gets the escape codes that restore it when it reads, and a terminal
-  that does not cannot hold the exit;
-- a terminal closed without a SIGHUP reaching us (it is not our controlling terminal): the
-  terminal's hang-up (poll), EIO on input, or the writer thread dying is a hang-up, and the
-  driver sends the process SIGHUP, so the console quits as it does for a real one;
+- a write never waits for a writer thread that is dead;
+- the terminal counts as gone when the writer thread has died (a write failed), poll reports
+  its hang-up, or input fails with EIO; from then on output is dropped, and the driver sends
+  the process SIGHUP, so the console quits as for a real one (none comes when the terminal
+  is not the controlling one);
+- once quitting stalls (server/shutdown.py: after a second, or at once on a SIGHUP), a write
+  waits at most `STALLED_WRITE` s for room, and the first that has to give up ends all
+  output: a terminal that reads still gets the escape codes that restore it, one that does
+  not cannot hold the exit;
 - SIGCONT resumes the application only after a suspend by SIGTSTP: the kernel sends SIGCONT
   with every hang-up, and Textual's own handler then re-entered application mode on the
   dead terminal.
@@ -48,14 +49,6 @@ class TerminalDriver(LinuxDriver):
         self._watcher: threading.Thread | None = None
         on_stall(self._stalled.set)
         super().__init__(*args, **kwargs)
-
-    @property
-    def terminal_gone(self) -> bool:
-        return self._gone.is_set()
-
-    def hang_up(self) -> None:
-        """The terminal is gone: drop all output from now on (any thread)."""
-        self._gone.set()
 
     def start_application_mode(self) -> None:
         self._closing = False
@@ -111,7 +104,7 @@ class TerminalDriver(LinuxDriver):
             writer.join(POLL)
 
     def _lost(self) -> None:
-        """The terminal went away (the writer thread died, or input failed with EIO)."""
+        """The terminal went away: drop output, and quit as for a SIGHUP (any thread)."""
         if self._gone.is_set():
             return
         self._gone.set()
