@@ -188,8 +188,14 @@ async def _text_after_restart(tmp_path, widget: str) -> str:
     try:
         app = make_app(second, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.1)
-            return "".join(strip.text for strip in app.query_one(widget).lines)
+            # The history is read off the UI loop: wait for the pane to be filled.
+            text = ""
+            for _ in range(250):
+                text = "".join(strip.text for strip in app.query_one(widget).lines)
+                if text.strip() and "No messages" not in text:
+                    break
+                await pilot.pause(0.02)
+            return text
     finally:
         second.close()
 

@@ -1,0 +1,87 @@
+"""What the operator sees, as SVG snapshots (pytest-textual-snapshot): the main screen at
+80x24, 120x40 and 200x50 with fixed data, and the help and canned-reply screens.
+
+The data comes from the fake backend (tests/test_fake_backend.py) at a fixed moment: the
+console's clocks read a frozen time, so each screenshot is the same on every run.
+`pytest tests/test_snapshots.py --snapshot-update` accepts a changed screen after a look
+at the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import Config
+from tui.app import SwitchboardApp
+from tui.widgets import composer as composer_module
+from tui.widgets import held_queue as queue_module
+from tui.widgets import thread_view as thread_module
+
+from .test_fake_backend import FakeBackend
+
+NOW = 1_764_590_400.0  # 2025-12-01 12:00:00 UTC
+
+
+class FrozenTime:
+    """The clock the console's widgets read in these tests; everything else is real."""
+
+    @staticmethod
+    def time() -> float:
+        return NOW
+
+    monotonic = staticmethod(lambda: 0.0)
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    for module in (queue_module, composer_module, thread_module):
+        monkeypatch.setattr(module, "time", FrozenTime)
+    monkeypatch.setenv("TZ", "UTC")
+
+
+def busy_app(tmp_path) -> SwitchboardApp:
+    backend = FakeBackend()
+    app = SwitchboardApp(Config(data_dir=tmp_path, bell=False), backend)
+
+    async def fill(pilot) -> None:
+        texts = [("5550000001", "Do you deliver to Elm St?", 14), ("5550000002", "Please block my card, it was stolen", 4),
+                 ("5550000001", "Also, are you open on Sunday?", 40), ("5550000003", "[HAPPY HOUR] is it today?", 25)]
+        for seq, (phone, body, ttl) in enumerate(texts, 1):
+            item = backend.hold(seq, phone, body, ttl=ttl)
+            object.__setattr__(item, "deadline", NOW + ttl)
+            object.__setattr__(item.record, "received_at", NOW - 60 + seq)
+        for entries in backend.threads.values():
+            for n, entry in enumerate(entries):
+                object.__setattr__(entry, "at", NOW - 60 + n)
+        await pilot.pause(0.3)
+        await pilot.press(*"Yes, we deliver there")
+        await pilot.pause(0.2)
+
+    app._snapshot_fill = fill  # type: ignore[attr-defined]
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)])
+def test_the_main_screen(snap_compare, frozen, tmp_path, size):
+    app = busy_app(tmp_path)
+    assert snap_compare(app, terminal_size=size, run_before=app._snapshot_fill)
+
+
+def test_the_help_screen(snap_compare, frozen, tmp_path):
+    app = busy_app(tmp_path)
+    assert snap_compare(app, press=["f1"], terminal_size=(120, 40))
+
+
+def test_the_canned_replies_screen(snap_compare, frozen, tmp_path):
+    app = busy_app(tmp_path)
+    assert snap_compare(app, press=["f10"], terminal_size=(120, 40))
+
+
+def test_the_canned_reply_list_in_the_composer(snap_compare, frozen, tmp_path):
+    app = busy_app(tmp_path)
+
+    async def slash(pilot) -> None:
+        await app._snapshot_fill(pilot)
+        await pilot.press("ctrl+u", "/")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=slash)
