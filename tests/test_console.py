@@ -228,7 +228,9 @@ async def test_every_console_action_is_in_the_command_palette(store, tmp_path):
         request = asyncio.create_task(post(app.gateway_url, INCOMING))
         await wait_until(pilot, lambda: app.query_one(Composer).item is not None)
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        for expected in ("Send (ctrl+s)", "Send empty (ctrl+o)", "close_session (ctrl+t)", "Search (f5)", "New message (f6)"):
+        for expected in ("Send the answer (ctrl+s)", "Send an empty answer (ctrl+o)",
+                         "Toggle close_session (ctrl+t)", "Search the history (f5)",
+                         "New message (send_message) (f6)"):
             assert expected in titles
         await pilot.press("ctrl+o")
         await asyncio.wait_for(request, 5)

@@ -216,3 +216,26 @@ async def test_the_palette_names_every_action_once_and_the_theme_is_remembered(t
             else:
                 await wait_until(pilot, lambda: app.theme == "nord")
         store.close()
+
+
+async def test_thirty_texts_at_once_are_all_answered_from_the_keyboard_before_any_times_out(store, tmp_path):
+    # The "done when": 30 texts arrive at once, each with a 60 s deadline; the
+    # operator answers every one with a template (/name, tab, enter each).
+    app = make_app(store, tmp_path, reply_timeout=60)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = app.query_one(Composer)
+        await wait_until(pilot, lambda: len(composer.templates) >= 5)
+        requests = [asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": f"55500001{n:02d}",
+                                                                 "body": f"question {n}"})) for n in range(30)]
+        queue = app.query_one(HeldQueue)
+        await wait_until(pilot, lambda: len(queue) == 30)
+        started = asyncio.get_running_loop().time()
+        for _ in range(30):
+            await wait_until(pilot, lambda: composer.item is not None and composer.answerable)
+            await pilot.press("/", "t", "h", "tab", "enter")
+        results = await asyncio.wait_for(asyncio.gather(*requests), 30)
+        took = asyncio.get_running_loop().time() - started
+    thanks = "Thanks for your message! Someone will text you back shortly."
+    assert [body for _, body in results] == [thanks] * 30
+    assert took < 60, f"took {took:.0f} s"
+    assert all(store.response_for(seq).answered_by == "operator" for seq in range(1, 31))

@@ -107,6 +107,8 @@ class SwitchboardApp(App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
+        # f1 first: the footer shows keys in this order, and an 80-column footer still has it.
+        Binding("f1", "help", "Help", id="help", priority=True),
         Binding("ctrl+s", "send", "Send", id="send", priority=True, tooltip="Send the answer"),
         Binding("ctrl+o", "send_empty", "Send empty", id="send_empty", priority=True,
                 tooltip="Answer with an empty response: nothing goes to the texter"),
@@ -128,13 +130,12 @@ class SwitchboardApp(App[None]):
                 tooltip="Send a message to any phone through the SL API"),
         Binding("f9", "close_session", "Close session", id="close_session", show=False,
                 tooltip="Close the selected phone's session through the SL API (close_sessions)"),
-        Binding("escape", "discard", "Discard draft", id="discard",
+        Binding("escape", "discard", "Discard draft", id="discard", show=False,
                 tooltip="Drop the draft of a text that can no longer be answered"),
         Binding("f10", "templates", "Templates", id="templates",
                 tooltip="Create, edit and delete canned replies (/name then tab in a reply)"),
         Binding("f12", "note", "Note", id="note", show=False,
                 tooltip="Write a note on the conversation's phone (kept, never sent)"),
-        Binding("f1", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Answer every held request with the fallback, then quit"),
     ]

@@ -1,4 +1,6 @@
-"""One line: where to point the SL, whether api_keys are checked, and the counts."""
+"""One line: where to point the SL, how many texts wait and were missed, whether api_keys
+are checked, and the other counts. What matters most comes first, so a narrow terminal
+cuts only the least important: the Gateway URL, held and missed always show."""
 
 from __future__ import annotations
 
@@ -15,14 +17,21 @@ class StatusBar(Static):
 
     def render(self) -> Text:
         text = Text(no_wrap=True, end="")
-        text.append(" Gateway URL ", style="bold reverse")
+        wide = self.size.width >= 110
+        text.append(" Gateway URL " if wide else " URL ", style="bold reverse")
         text.append(f" {self.gateway_url} ", style="bold")
-        text.append(f" {self.key_state} ", style="dim")
         counts = self.counts
         if counts:
+            missed = counts.get("timed_out", 0) + counts.get("caller_gone", 0) + counts.get("overflow", 0)
             text.append(" held ", style="dim")
             text.append(str(counts.get("pending", 0)), style="bold yellow")
-            text.append(f"  received {counts.get('received', 0)}", style="dim")
+            text.append(" missed ", style="dim")
+            text.append(str(missed), style="bold red" if missed else "dim")
+        if self.notice:
+            text.append(f"  {self.notice}", style="bold red")
+        text.append(f"  {self.key_state} " if wide else "  " + self.key_state.split(":")[0] + " ", style="dim")
+        if counts:
+            text.append(f" received {counts.get('received', 0)}", style="dim")
             text.append(f"  answered {counts.get('answered', 0)}", style="dim")
             if counts.get("timed_out"):
                 text.append(f"  timed out {counts['timed_out']}", style="yellow")
@@ -32,6 +41,7 @@ class StatusBar(Static):
                 text.append(f"  overflow {counts['overflow']}", style="bold red")
             if counts.get("rejected"):
                 text.append(f"  rejected {counts['rejected']}", style="red")
-        if self.notice:
-            text.append(f"  {self.notice}", style="bold red")
         return text
+
+    def on_resize(self) -> None:
+        self.refresh()
