@@ -27,10 +27,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-RESERVE = 160
-"""Descriptors kept free: up to 64 connections accepted in the pass that crosses the line
-(asyncio accepts a batch before any is seen, server/runner.py's ACCEPT_BATCH), the history
-store's files, the terminal, logs and the SL client."""
+RESERVE = 256
+"""Descriptors kept free: the connections accepted before the gate hears of the one that
+crossed the line (asyncio accepts a batch of 64, server/runner.py's ACCEPT_BATCH, a pass,
+and a connection is made two passes after its accept: up to 128), the history store's
+files, the terminal, logs and the SL client."""
 RECHECK_SECONDS = 0.05
 """While paused, how often the free descriptors are counted again."""
 
@@ -113,7 +114,7 @@ class AcceptGate:
         self._timer = None
         if not self.paused:
             return
-        if open_descriptors() < self.line - self.batch:
+        if open_descriptors() < self.line - 2 * self.batch:  # room for two passes of accepts
             self.paused = False
             for fd, callback, args in self._readers:
                 self.loop.add_reader(fd, callback, *args)

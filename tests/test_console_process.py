@@ -99,7 +99,12 @@ async def test_a_held_callback_is_on_disk_before_it_is_answered(tmp_path):
             while (await (await session.get(url + "healthz")).json())["pending"] != 1:
                 assert time.monotonic() < deadline, "the request was not held"
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)  # a group commit takes a few ms
+            # on disk while still held: export reads the files without the lock (a group
+            # commit takes a few ms; more on a loaded machine)
+            while not any(r["kind"] == "callback" for r in await asyncio.to_thread(exported, data_dir)):
+                assert time.monotonic() < deadline, "the held callback did not reach the disk"
+                await asyncio.sleep(0.1)
+            assert not held.done()
             console.proc.kill()  # kill -9: no shutdown, no answer
             with pytest.raises(aiohttp.ClientError):
                 await asyncio.wait_for(held, 15)

@@ -229,8 +229,10 @@ def previous_version_history(tmp_path: Path) -> Path:
         pytest.skip("needs the git checkout to get the previous version")
     old = tmp_path / "previous"
     old.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_FORMAT, "data"],
-                             capture_output=True, check=True).stdout
+    got = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_FORMAT, "data"], capture_output=True)
+    if got.returncode != 0:
+        pytest.skip(f"this checkout lacks commit {PREVIOUS_FORMAT} (a shallow clone?)")
+    archive = got.stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
     history = tmp_path / "history"
     subprocess.run([sys.executable, "-c", WRITER, str(old), str(history)], check=True, timeout=60)
