@@ -122,9 +122,16 @@ class LocalBackend:
         return self.broker.pending()
 
     def status(self) -> GatewayStatus:
-        counts = dict(self.server.stats.as_dict())
+        stats = self.server.stats
+        counts = dict(stats.as_dict())
         counts["pending"] = self.broker.pending_count
-        return GatewayStatus(url=self.server.url, key_state=self._key_state(), counts=counts, notice=self._notice)
+        notice = self._notice
+        allowed = stats.max_pending_allowed
+        if allowed and allowed < self.config.gateway.max_pending:
+            # The descriptor limit holds fewer requests than --max-pending asks for.
+            limit = f"descriptors allow --max-pending {allowed}"
+            notice = f"{notice}  {limit}" if notice else limit
+        return GatewayStatus(url=self.server.url, key_state=self._key_state(), counts=counts, notice=notice)
 
     def _key_state(self) -> str:
         keys = self.config.gateway.api_keys
