@@ -306,7 +306,7 @@ def _run(config: Config, store) -> int:
     # asyncio.run() with a loop that shares each pass fairly (server/event_loop.py)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         if config.headless:
-            from server.headless import run_headless
+            from server.frontends.headless import run_headless
 
             return runner.run(run_headless(config, store))
         from server.backend.local import LocalBackend

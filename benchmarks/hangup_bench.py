@@ -32,7 +32,7 @@ from _common import machine, pct, raise_nofile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.runner import free_port  # noqa: E402
+from server.gateway.runner import free_port  # noqa: E402
 from tests.pty_console import PtyConsole, client_session, hold, lock_is_free, wait_until_serving  # noqa: E402
 
 FALLBACK = "Back soon"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.sanitize import neutralise, neutralise_line, truncate  # noqa: E402
-from server.segments import count_segments, split_parts  # noqa: E402
+from server.sms.sanitize import neutralise, neutralise_line, truncate  # noqa: E402
+from server.sms.segments import count_segments, split_parts  # noqa: E402
 
 CLEAN = ("Hi, your order 4711 has shipped and should arrive on Tuesday. Reply STOP to "
          "opt out of these messages. Thanks! ")[:120]

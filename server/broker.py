@@ -15,7 +15,7 @@ from typing import Callable, Literal
 
 from data.models import ResponseRecord
 
-from .backend.events import (
+from server.backend.events import (
     BrokerEvent,
     CallbackReceived,
     ExchangeEnded,
@@ -24,7 +24,7 @@ from .backend.events import (
     RequestRejected,
     Subscriber,
 )
-from .contract import Decision
+from server.sms.contract import Decision
 
 __all__ = [
     "AnswerRefused",

@@ -56,7 +56,7 @@ class GatewayConfig:
     max_pending: int = 5000
     """Held exchanges beyond this many are answered with the fallback at once."""
     head_timeout: float = 5.0
-    """Seconds a client has to send a request's line and headers (server/connection.py)."""
+    """Seconds a client has to send a request's line and headers (server/gateway/connection.py)."""
 
     def app_name(self, api_key: str | None) -> str | None:
         """The display name for a key, '' when no keys are configured, None when refused."""

@@ -26,7 +26,7 @@ import signal
 import threading
 from typing import Callable
 
-from .shutdown import quitting
+from server.shutdown import quitting
 
 QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
 

@@ -12,8 +12,8 @@ from aiohttp.test_utils import BaseTestServer
 from data.store import HistoryStore
 from server.broker import Broker
 from server.config import GatewayConfig
-from server.gateway import Gateway
-from server.runner import GatewayRunner
+from server.gateway.endpoint import Gateway
+from server.gateway.runner import GatewayRunner
 
 INCOMING = {
     "type": "incoming_message",

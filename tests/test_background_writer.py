@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from server.background_writer import BackgroundWriter
+from server.frontends.background_writer import BackgroundWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +115,7 @@ def test_past_the_line_budget_a_second_is_summed_up_in_one_line():
     that counts the rest by type; peer-chosen types stay inert and short."""
     from data.models import CallbackRecord
     from server.broker import CallbackReceived, RequestRejected
-    from server.headless import LinePrinter
+    from server.frontends.headless import LinePrinter
 
     out = io.StringIO()
     printer = LinePrinter(out, lines_per_second=5)

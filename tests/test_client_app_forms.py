@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from server.broker import Broker
 from server.config import GatewayConfig
-from server.headless import FallbackAnswerer
+from server.frontends.headless import FallbackAnswerer
 
 from .conftest import INCOMING
 

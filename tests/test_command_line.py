@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from server.runner import free_port
+from server.gateway.runner import free_port
 
 from .pty_console import ROOT, PtyConsole, client_session, healthz, wait_until_serving
 

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 
 from data.store import HistoryStore
-from server.runner import free_port
+from server.gateway.runner import free_port
 
 from .pty_console import (
     INCOMING,

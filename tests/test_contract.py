@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from server.contract import (
+from server.sms.contract import (
     FALSE_WORDS,
     HELD_TYPES,
     TRUE_WORDS,
@@ -19,7 +19,7 @@ from server.contract import (
     parse_callback,
     parse_tags,
 )
-from server.dates import parse_sl_date
+from server.sms.dates import parse_sl_date
 
 KEY = {"api_key": "k1"}
 

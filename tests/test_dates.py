@@ -1,4 +1,4 @@
-"""server/dates.py: the SL's "very liberal" dates, on a fixed clock (Friday 2026-11-27
+"""server/sms/dates.py: the SL's "very liberal" dates, on a fixed clock (Friday 2026-11-27
 10:00 UTC), for `sent_at` (the latest such day) and for schedules (`future=True`)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.dates import parse_sl_date
+from server.sms.dates import parse_sl_date
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)  # a Friday
 

@@ -23,7 +23,7 @@ GATEWAY = textwrap.dedent("""
     from server.broker import Broker
     from server.config import GatewayConfig
     from server.event_loop import new_event_loop
-    from server.runner import GatewayServer
+    from server.gateway.runner import GatewayServer
 
     async def main():
         store = HistoryStore.open(Path(sys.argv[1]))

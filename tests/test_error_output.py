@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from server.error_output import ErrorOutput
+from server.frontends.error_output import ErrorOutput
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,7 +26,7 @@ from server.backend import (
     Subscriber,
 )
 from server.config import Config
-from server.contract import Decision
+from server.sms.contract import Decision
 from server.sms.templates import Template
 from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen

@@ -21,8 +21,8 @@ import pytest
 from data.store import HistoryStore
 from server.broker import AnswerRefused, Broker, ExchangeHeld
 from server.config import GatewayConfig
-from server.contract import Decision
-from server.runner import GatewayServer
+from server.sms.contract import Decision
+from server.gateway.runner import GatewayServer
 
 from .conftest import INCOMING
 

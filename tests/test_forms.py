@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.forms import FormError, read_fields
+from server.gateway.forms import FormError, read_fields
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -100,7 +100,7 @@ def test_too_many_fields():
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from urllib.parse import parse_qsl  # noqa: E402
 
-from server.forms import _pairs_plain  # noqa: E402
+from server.gateway.forms import _pairs_plain  # noqa: E402
 
 
 @settings(max_examples=500)
@@ -111,7 +111,7 @@ def test_the_plain_fast_path_matches_parse_qsl(text):
 
 # -- the plain split and the percent-decoder must give what parse_qsl gives ---------------
 
-from server.forms import _merge, _pairs_urlencoded  # noqa: E402
+from server.gateway.forms import _merge, _pairs_urlencoded  # noqa: E402
 
 _PLAIN = st.text(alphabet="ab_=&1", max_size=24)
 

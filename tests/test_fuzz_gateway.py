@@ -19,9 +19,9 @@ from yarl import URL
 from data.store import HistoryStore
 from server.broker import Broker
 from server.config import AppKey, GatewayConfig
-from server.contract import Callback, ContractError, parse_callback
-from server.forms import FormError, read_fields
-from server.headless import FallbackAnswerer
+from server.sms.contract import Callback, ContractError, parse_callback
+from server.gateway.forms import FormError, read_fields
+from server.frontends.headless import FallbackAnswerer
 
 
 # ------------------------------------------------------------------------- strategies

@@ -10,7 +10,7 @@ import pytest
 
 from server.broker import Broker, ExchangeEnded, ExchangeHeld, HeldItem, RequestRejected
 from server.config import AppKey, GatewayConfig
-from server.contract import Decision
+from server.sms.contract import Decision
 
 from .conftest import INCOMING
 
@@ -195,7 +195,7 @@ async def test_overflow_beyond_max_pending_gets_the_fallback_at_once(make_client
 async def test_a_bug_in_a_handler_is_a_503_with_its_reason_not_a_500(make_client, monkeypatch, path):
     """The callback endpoint has never_500's guard written inline; both routes must keep it.
     A bug cannot be produced for real, so one is planted in a real component."""
-    import server.gateway as gateway
+    import server.gateway.endpoint as gateway
 
     client, _ = await make_client()
 

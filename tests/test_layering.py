@@ -61,6 +61,6 @@ def test_data_does_not_load_the_gateway_or_aiohttp():
 def test_the_console_loads_no_gateway_store_or_simulator():
     """What `import tui.app` really loads: the interface and the pure modules, nothing that
     serves, stores or simulates (the entry point composes those)."""
-    core = ("aiohttp", "tinydb", "sqlite3", "data.store", "server.gateway", "server.runner",
+    core = ("aiohttp", "tinydb", "sqlite3", "data.store", "server.gateway.endpoint", "server.gateway.runner",
             "server.broker", "server.simulator", "server.sl_client", "server.backend.local")
     assert _loaded_after_importing(_modules("tui"), core) == []

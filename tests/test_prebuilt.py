@@ -1,4 +1,4 @@
-"""Answers as ready-made bytes (server/prebuilt.py), read off a raw socket from the real
+"""Answers as ready-made bytes (server/gateway/prebuilt.py), read off a raw socket from the real
 gateway: framing a keep-alive client can rely on (pipelined requests, UTF-8 bodies), the
 same headers aiohttp's `web.Response` sends, and aiohttp's own path for HTTP/1.0 and
 `Connection: close`."""
@@ -16,8 +16,8 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from server.broker import Broker
 from server.config import GatewayConfig
-from server.contract import EMPTY_RESPONSE, Decision, EncodedResponse
-from server.prebuilt import AnswerBytes, head
+from server.sms.contract import EMPTY_RESPONSE, Decision, EncodedResponse
+from server.gateway.prebuilt import AnswerBytes, head
 
 from .conftest import INCOMING
 from .test_gateway import Operator

@@ -1,4 +1,4 @@
-"""server.sanitize: untrusted text can never control the terminal, and stays readable."""
+"""server.sms.sanitize: untrusted text can never control the terminal, and stays readable."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import unicodedata
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from server.sanitize import neutralise, neutralise_line, truncate
+from server.sms.sanitize import neutralise, neutralise_line, truncate
 
 # The dangerous set, written out from the spec (not imported from the module under test).
 C0 = [chr(c) for c in range(0x20) if c not in (0x09, 0x0A)]
@@ -225,7 +225,7 @@ def test_truncate_fits_and_keeps_a_prefix(text, width):
 
 def test_no_textual_or_rich_import():
     code = (
-        "import sys, server.sanitize, server.segments\n"
+        "import sys, server.sms.sanitize, server.sms.segments\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
         "assert not bad, bad\n"
     )

@@ -1,11 +1,11 @@
-"""server.segments: SMS segment counting and splitting per 3GPP TS 23.038."""
+"""server.sms.segments: SMS segment counting and splitting per 3GPP TS 23.038."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from server.segments import (
+from server.sms.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     SegmentCount,

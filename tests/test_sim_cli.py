@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 import run
-from server.runner import free_port
+from server.gateway.runner import free_port
 from server.simulator.cli import serve_sl_main, simulate_main
 from server.sl_client import SLClient
 
@@ -152,7 +152,7 @@ async def test_shipped_scenarios_pass_against_a_compliant_gateway(aiohttp_server
 
 
 def test_every_callback_scenario_covers_every_type():
-    from server.contract import CallbackType
+    from server.sms.contract import CallbackType
 
     steps = json.loads((ROOT / "scenarios" / "every-callback.json").read_text())
     assert {step["send"]["type"] for step in steps if "send" in step} == {t.value for t in CallbackType}

@@ -8,7 +8,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from server.contract import parse_callback
+from server.sms.contract import parse_callback
 
 Answer = Callable[[dict[str, str]], web.StreamResponse]
 

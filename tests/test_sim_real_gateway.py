@@ -12,9 +12,9 @@ from pathlib import Path
 
 from server.broker import Broker, CallbackReceived, ExchangeHeld
 from server.config import GatewayConfig
-from server.contract import CallbackType, Decision
-from server.headless import FallbackAnswerer
-from server.runner import GatewayServer
+from server.sms.contract import CallbackType, Decision
+from server.frontends.headless import FallbackAnswerer
+from server.gateway.runner import GatewayServer
 from server.simulator.cli import simulate_main
 from server.simulator.demo import start_demo
 from server.simulator.sl import SimulatedSL

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 
 from data.phones import normalise_phone
-from server.contract import CallbackType, parse_bool, parse_callback
-from server.runner import free_port
-from server.dates import parse_sl_date
-from server.segments import count_segments
+from server.sms.contract import CallbackType, parse_bool, parse_callback
+from server.gateway.runner import free_port
+from server.sms.dates import parse_sl_date
+from server.sms.segments import count_segments
 from server.simulator.judge import judge_response
 from server.simulator.numbers import phone_key
 from server.simulator.parts import numbered_parts

@@ -15,8 +15,8 @@ from aiohttp import web
 from data.phones import normalise_phone
 from server.broker import Broker
 from server.config import Config, GatewayConfig
-from server.contract import CallbackType, parse_callback
-from server.headless import FallbackAnswerer
+from server.sms.contract import CallbackType, parse_callback
+from server.frontends.headless import FallbackAnswerer
 from server.simulator.judge import judge_response
 from server.simulator.sl import SimulatedSL
 from server.simulator.sl_api import make_sl_api
@@ -181,7 +181,7 @@ async def test_a_timeout_and_a_refused_connection_are_violations(aiohttp_server)
     exchange = await sl.incoming("5551230005", "hello")
     assert any("no response within" in v for v in exchange.verdict.violations)
     await sl.close()
-    from server.runner import free_port
+    from server.gateway.runner import free_port
 
     sl = SimulatedSL(f"http://127.0.0.1:{free_port()}/")
     exchange = await sl.incoming("5551230005", "hello")
@@ -283,7 +283,7 @@ async def test_sl_client_reports_errors_in_one_line(sl_api):
     result = await bad.send_message("5551230001", "x")
     assert result.error == "send_message: HTTP 500: invalid api_key"
     await bad.close()
-    from server.runner import free_port
+    from server.gateway.runner import free_port
 
     gone = SLClient(f"http://127.0.0.1:{free_port()}/api/", "K")
     result = await gone.send_message("5551230001", "x")
@@ -370,7 +370,7 @@ asyncio.run(main())
 def test_simulate_bad_input_is_one_line():
     result = _simulate("--gateway", "not-a-url")
     assert result.returncode == 2 and "expected an http:// URL" in result.stderr
-    from server.runner import free_port
+    from server.gateway.runner import free_port
 
     result = _simulate("--gateway", f"http://127.0.0.1:{free_port()}/", "--count", "1")
     assert result.returncode == 2

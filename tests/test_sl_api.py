@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from data.phones import normalise_phone
-from server.contract import parse_bool
+from server.sms.contract import parse_bool
 from server.simulator.sl import SimulatedSL
 from server.simulator.sl_api import make_sl_api
 

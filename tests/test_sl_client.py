@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from server.runner import free_port
+from server.gateway.runner import free_port
 from server.simulator.sl import SimulatedSL
 from server.simulator.sl_api import make_sl_api
 from server.sl_client import SendResult, SLClient

@@ -7,8 +7,8 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from server.sanitize import neutralise, neutralise_line, truncate
-from server.segments import count_segments, split_parts
+from server.sms.sanitize import neutralise, neutralise_line, truncate
+from server.sms.segments import count_segments, split_parts
 
 DANGEROUS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 

@@ -31,7 +31,7 @@ from server.backend import (
     RequestRejected,
 )
 from server.config import Config
-from server.contract import CallbackType, Decision, parse_tags
+from server.sms.contract import CallbackType, Decision, parse_tags
 from server.sms.templates import Template, TemplateError, fill
 from server.quit_signals import QuitSignals
 from server.shutdown import quitting
@@ -233,7 +233,7 @@ class SwitchboardApp(App[None]):
         status.key_state = started.key_state
         status.notice = started.notice
         self._signals.catch(self._quit_on_signal)
-        self.run_worker(self._load_history(), group="history", name="load-history")
+        self.run_worker(partial(self._load_history), group="history", name="load-history")
         self.set_interval(1.0, self._tick)
         self._tick()
         composer = self.query_one(Composer)
@@ -278,7 +278,7 @@ class SwitchboardApp(App[None]):
 
     def _theme_chosen(self, theme: str) -> None:
         """The palette's theme choice is kept for the next start."""
-        self.run_worker(self.backend.save_setting("theme", theme), group="settings")
+        self.run_worker(partial(self.backend.save_setting, "theme", theme), group="settings")
 
     def _show_notices(self) -> None:
         for notice in self.backend.notices():
@@ -414,7 +414,7 @@ class SwitchboardApp(App[None]):
         title = self.query_one("#thread-title", Static)
         show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
         self.query_one(Composer).viewing = phone
-        self.run_worker(self._read_phone(phone), group="thread", exclusive=True, name="read-thread")
+        self.run_worker(partial(self._read_phone, phone), group="thread", exclusive=True, name="read-thread")
 
     async def _read_phone(self, phone: str) -> None:
         composer = self.query_one(Composer)
@@ -455,8 +455,11 @@ class SwitchboardApp(App[None]):
         self._browsing = True
         self._show_phone(phone)
 
+    # Workers are given the coroutine function, not a coroutine: one replaced by a newer
+    # read before it starts (exclusive) then leaves no coroutine that was never awaited.
+
     def _refresh_phones(self) -> None:
-        self.run_worker(self._read_phones(), group="phones", exclusive=True, name="read-phones")
+        self.run_worker(partial(self._read_phones), group="phones", exclusive=True, name="read-phones")
 
     async def _read_phones(self) -> None:
         contacts = await self.backend.contacts(100)
@@ -510,7 +513,7 @@ class SwitchboardApp(App[None]):
         if not self._require_sl():
             return
         draft = OutboundDraft(event.phone, event.body, action_expected=True)
-        self.run_worker(self._send_outbound(draft, follow_up=event.seq), group="sl-api", name="follow-up")
+        self.run_worker(partial(self._send_outbound, draft, follow_up=event.seq), group="sl-api", name="follow-up")
 
     @on(Composer.Discarded)
     def _discarded(self, event: Composer.Discarded) -> None:
@@ -561,7 +564,7 @@ class SwitchboardApp(App[None]):
         queue = self.query_one(HeldQueue)
         names = list(ORDERS)
         queue.order = names[(names.index(queue.order) + 1) % len(names)]
-        self.run_worker(self.backend.save_setting("order", queue.order), group="settings")
+        self.run_worker(partial(self.backend.save_setting, "order", queue.order), group="settings")
         self._update_counts()
         self.notify(f"Queue: {ORDERS[queue.order]}", timeout=2)
 
@@ -591,7 +594,7 @@ class SwitchboardApp(App[None]):
 
             def confirmed(yes: bool | None) -> None:
                 if yes:
-                    self.run_worker(self._answer_in_bulk(phones, template), group="bulk", name="bulk-answer")
+                    self.run_worker(partial(self._answer_in_bulk, phones, template), group="bulk", name="bulk-answer")
 
             self.push_screen(ConfirmScreen(question, yes="enter: answer them", no="escape: cancel"), confirmed)
 
@@ -666,7 +669,7 @@ class SwitchboardApp(App[None]):
 
         def sent(draft: OutboundDraft | None) -> None:
             if draft is not None:
-                self.run_worker(self._send_outbound(draft), group="sl-api", name="send_message")
+                self.run_worker(partial(self._send_outbound, draft), group="sl-api", name="send_message")
 
         self.push_screen(NewMessageScreen(phone), sent)
 
@@ -686,7 +689,7 @@ class SwitchboardApp(App[None]):
     def action_close_session(self) -> None:
         if not self._phone or not self._require_sl():
             return
-        self.run_worker(self._close_session(self._phone), group="sl-api", name="close_sessions")
+        self.run_worker(partial(self._close_session, self._phone), group="sl-api", name="close_sessions")
 
     async def _close_session(self, phone: str) -> None:
         error = await self.backend.close_session(phone)
@@ -732,7 +735,7 @@ class SwitchboardApp(App[None]):
 
         def written(text: str | None) -> None:
             if text:
-                self.run_worker(self._add_note(phone, text), group="notes")
+                self.run_worker(partial(self._add_note, phone, text), group="notes")
 
         self.push_screen(NoteScreen(phone), written)
 
@@ -743,7 +746,7 @@ class SwitchboardApp(App[None]):
 
     def action_templates(self) -> None:
         def closed(_: None) -> None:
-            self.run_worker(self._load_templates(), group="templates", exclusive=True)
+            self.run_worker(partial(self._load_templates), group="templates", exclusive=True)
 
         self.push_screen(TemplatesScreen(self.backend), closed)
 

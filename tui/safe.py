@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from server.sanitize import neutralise, neutralise_line, truncate
+from server.sms.sanitize import neutralise, neutralise_line, truncate
 
 
 def safe_text(text: str, style: str = "") -> Text:

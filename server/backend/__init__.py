@@ -2,7 +2,7 @@
 plain data that crosses it. The in-process implementation is `server.backend.local`,
 imported only by the entry point that composes the core."""
 
-from .events import (
+from server.backend.events import (
     BrokerEvent,
     CallbackReceived,
     ExchangeEnded,
@@ -11,7 +11,7 @@ from .events import (
     RequestRejected,
     Subscriber,
 )
-from .interface import (
+from server.backend.interface import (
     AnswerOutcome,
     AnswerRefused,
     AnswerSent,

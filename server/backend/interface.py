@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Protocol, Union
 
 from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit
-from server.contract import Decision
+from server.sms.contract import Decision
 from server.sms.templates import Template
 
-from .events import HeldItem, Subscriber
+from server.backend.events import HeldItem, Subscriber
 
 
 @dataclass(frozen=True, slots=True)

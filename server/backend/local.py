@@ -24,14 +24,14 @@ from data.tables import Repository
 from server.broker import AnswerRefused as BrokerRefusal
 from server.broker import Broker
 from server.config import Config
-from server.contract import Decision
-from server.runner import GatewayServer
-from server.sanitize import neutralise_line, truncate
+from server.sms.contract import Decision
+from server.gateway.runner import GatewayServer
+from server.sms.sanitize import neutralise_line, truncate
 from server.sl_client import SLClient
 from server.sms.templates import DEFAULT_TEMPLATES, Template, load_templates_file, template_problem
 
-from .events import HeldItem, Subscriber
-from .interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, SearchPage, SendOutcome
+from server.backend.events import HeldItem, Subscriber
+from server.backend.interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, SearchPage, SendOutcome
 
 T = TypeVar("T")
 

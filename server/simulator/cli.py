@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from ..cli_types import port, positive
-from ..sanitize import neutralise_line
-from .demo import start_sl_api
-from .report import Reporter
-from .scenario import ScenarioError, Step, check_expectation, load_scenario
-from .sl import SimulatedSL
-from .texters import Crowd
-from .wire import failure_reason
+from server.cli_types import port, positive
+from server.sms.sanitize import neutralise_line
+from server.simulator.demo import start_sl_api
+from server.simulator.report import Reporter
+from server.simulator.scenario import ScenarioError, Step, check_expectation, load_scenario
+from server.simulator.sl import SimulatedSL
+from server.simulator.texters import Crowd
+from server.simulator.wire import failure_reason
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .sl import SimulatedSL
-from .sl_api import make_sl_api
-from .texters import Crowd
+from server.simulator.sl import SimulatedSL
+from server.simulator.sl_api import make_sl_api
+from server.simulator.texters import Crowd
 
 
 @dataclass

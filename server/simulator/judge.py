@@ -17,8 +17,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..contract import TAG_PATTERN, CallbackType, parse_bool
-from ..sanitize import neutralise_line, truncate
+from server.sms.contract import TAG_PATTERN, CallbackType, parse_bool
+from server.sms.sanitize import neutralise_line, truncate
 
 JSON_KEYS = frozenset({"body", "close_session", "reprocess"})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..segments import GSM7_EXTENSION, count_segments, is_gsm7
+from server.sms.segments import GSM7_EXTENSION, count_segments, is_gsm7
 
 __all__ = ["numbered_parts"]
 

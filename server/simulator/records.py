@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .judge import Verdict
+from server.simulator.judge import Verdict
 
 __all__ = ["Exchange", "PhoneState", "SentMessage"]
 

@@ -8,9 +8,9 @@ import re
 from collections import Counter
 from typing import TextIO
 
-from ..sanitize import neutralise_line, truncate
-from .judge import Verdict
-from .records import Exchange
+from server.sms.sanitize import neutralise_line, truncate
+from server.simulator.judge import Verdict
+from server.simulator.records import Exchange
 
 __all__ = ["Reporter"]
 

@@ -22,15 +22,15 @@ from typing import Callable, Coroutine
 
 import aiohttp
 
-from ..contract import CallbackType
-from ..dates import parse_sl_date
-from .judge import Verdict, judge_response
-from .numbers import phone_key, written_form
-from .parts import numbered_parts
-from .phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
-from .records import Exchange, PhoneState, SentMessage
-from .stamps import sent_at_stamp
-from .wire import failure_reason, post_form
+from server.sms.contract import CallbackType
+from server.sms.dates import parse_sl_date
+from server.simulator.judge import Verdict, judge_response
+from server.simulator.numbers import phone_key, written_form
+from server.simulator.parts import numbered_parts
+from server.simulator.phrases import CARRIERS, FALSE_SPELLINGS, FOLLOW_UPS, TRUE_SPELLINGS
+from server.simulator.records import Exchange, PhoneState, SentMessage
+from server.simulator.stamps import sent_at_stamp
+from server.simulator.wire import failure_reason, post_form
 
 __all__ = ["Exchange", "PhoneState", "SentMessage", "SimulatedSL", "numbered_parts", "phone_key"]
 
@@ -358,7 +358,7 @@ class SimulatedSL:
             ids.append(message.message_id)
         while len(self.messages) > MAX_MESSAGES:
             self.messages.popitem(last=False)
-        # A schedule is read as liberally as the SL reads dates (server/dates.py: a time
+        # A schedule is read as liberally as the SL reads dates (server/sms/dates.py: a time
         # already past today is tomorrow, a weekday the next one). One it cannot read is
         # kept as given: the message stays scheduled (pending, cancelable), never sent.
         delay, at = 0.0, "now"

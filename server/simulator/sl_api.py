@@ -15,9 +15,9 @@ import re
 
 from aiohttp import web
 
-from ..contract import parse_bool
-from .numbers import phone_key
-from .sl import SimulatedSL
+from server.sms.contract import parse_bool
+from server.simulator.numbers import phone_key
+from server.simulator.sl import SimulatedSL
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from .phrases import (
+from server.simulator.phrases import (
     AUTO_RESPONDED_KEYWORDS,
     AUTO_SUBSCRIBE_KEYWORDS,
     CARRIERS,
@@ -19,7 +19,7 @@ from .phrases import (
     START_WORDS,
     STOP_WORDS,
 )
-from .sl import SimulatedSL
+from server.simulator.sl import SimulatedSL
 
 
 @dataclass

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from server.segments import count_segments
+from server.sms.segments import count_segments
 
 
 @dataclass(frozen=True)

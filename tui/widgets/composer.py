@@ -25,8 +25,8 @@ from textual.widgets.option_list import Option
 
 from data.models import ContactState
 from server.backend import HeldItem
-from server.contract import CallbackType, Decision, encode_response, parse_tags
-from server.segments import count_segments
+from server.sms.contract import CallbackType, Decision, encode_response, parse_tags
+from server.sms.segments import count_segments
 from server.sms.templates import Template, TemplateError, fill, placeholder_context
 
 from ..safe import plain_line, safe_line

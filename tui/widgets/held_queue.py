@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from server.backend import HeldItem
-from server.contract import CallbackType
+from server.sms.contract import CallbackType
 
 from ..safe import plain_line
 

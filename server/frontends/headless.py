@@ -12,8 +12,8 @@ from typing import TextIO
 
 from data.store import HistoryStore
 
-from .background_writer import BackgroundWriter
-from .broker import (
+from server.frontends.background_writer import BackgroundWriter
+from server.broker import (
     AnswerRefused,
     Broker,
     BrokerEvent,
@@ -22,12 +22,12 @@ from .broker import (
     ExchangeHeld,
     RequestRejected,
 )
-from .config import Config
-from .contract import fallback_decision
-from .error_output import ErrorOutput
-from .quit_signals import QuitSignals
-from .runner import GatewayServer
-from .sanitize import neutralise_line, truncate
+from server.config import Config
+from server.sms.contract import fallback_decision
+from server.frontends.error_output import ErrorOutput
+from server.quit_signals import QuitSignals
+from server.gateway.runner import GatewayServer
+from server.sms.sanitize import neutralise_line, truncate
 
 
 class FallbackAnswerer:
@@ -162,7 +162,7 @@ class LinePrinter:
 
 
 async def run_headless(config: Config, store: HistoryStore, out: TextIO = sys.stdout) -> int:
-    # stderr and log records through a writer that cannot block the loop (server/error_output.py)
+    # stderr and log records through a writer that cannot block the loop (server/frontends/error_output.py)
     errors = ErrorOutput().install()
     try:
         return await _serve(config, store, out)

@@ -37,7 +37,7 @@ from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE
 
-from .contract import EncodedResponse
+from server.sms.contract import EncodedResponse
 
 _SERVER = SERVER_SOFTWARE.encode("ascii")
 
@@ -68,7 +68,7 @@ class PrebuiltResponse:
 
 class ClosingResponse(PrebuiltResponse):
     """Ready-made bytes that end the connection (`Connection: close` is in them): the
-    gateway's refusals of requests it could not read (server/connection.py)."""
+    gateway's refusals of requests it could not read (server/gateway/connection.py)."""
 
     __slots__ = ()
 

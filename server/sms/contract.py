@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Mapping
 
-from .dates import parse_sl_date
+from server.sms.dates import parse_sl_date
 from data.phones import normalise_phone
 
 

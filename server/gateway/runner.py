@@ -13,11 +13,11 @@ from aiohttp import web
 
 from data.store import HistoryStore, StoreError
 
-from .broker import Broker
-from .config import GatewayConfig
-from .connection import GatewayHTTPServer
-from .descriptors import AcceptGate, raise_open_files_limit
-from .gateway import Gateway, GatewayStats
+from server.broker import Broker
+from server.config import GatewayConfig
+from server.gateway.connection import GatewayHTTPServer
+from server.gateway.descriptors import AcceptGate, raise_open_files_limit
+from server.gateway.endpoint import Gateway, GatewayStats
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class GatewayRunner(web.ServerRunner):
                 handler_cancellation=True,
                 access_log=None,
                 keepalive_timeout=75.0,
-                # bodies are inflated with a bound by the gateway (server/body.py)
+                # bodies are inflated with a bound by the gateway (server/gateway/body.py)
                 auto_decompress=False,
             ),
             handle_signals=False,
@@ -121,7 +121,7 @@ class GatewayServer:
         return self.config.url
 
     def _watch_descriptors(self, runner: GatewayRunner, site: web.TCPSite, limit: int) -> None:
-        """Pause accepting before descriptors run out (server/descriptors.py), and say in the
+        """Pause accepting before descriptors run out (server/gateway/descriptors.py), and say in the
         stats how many held requests the limit allows."""
         server = runner.server
         listening = getattr(getattr(site, "_server", None), "sockets", None) or ()

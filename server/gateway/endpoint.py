@@ -14,7 +14,7 @@ Order of work in the handler matters: the body is read, then the callback is rec
 before any other await (so a client that hangs up cannot make us lose it), then it is
 published, and the response is written only after the history is on disk.
 
-Answers to callbacks go out as ready-made bytes (server/prebuilt.py) on keep-alive HTTP/1.1
+Answers to callbacks go out as ready-made bytes (server/gateway/prebuilt.py) on keep-alive HTTP/1.1
 connections, through `web.Response` otherwise; rejections always through `web.Response`.
 """
 
@@ -31,16 +31,16 @@ from aiohttp import web
 from data.models import CallbackRecord, ResponseRecord
 from data.store import HistoryStore, StoreError
 
-from .body import BodyRefused, read_body
-from .broker import (
+from server.gateway.body import BodyRefused, read_body
+from server.broker import (
     Broker,
     CallbackReceived,
     HeldItem,
     RequestRejected,
     Resolution,
 )
-from .config import GatewayConfig
-from .contract import (
+from server.config import GatewayConfig
+from server.sms.contract import (
     Callback,
     EMPTY_RESPONSE,
     ContractError,
@@ -49,9 +49,9 @@ from .contract import (
     fallback_decision,
     parse_callback,
 )
-from .descriptors import AcceptGate
-from .forms import FormError, read_fields
-from .prebuilt import AnswerBytes, PrebuiltResponse, prebuilt_ok
+from server.gateway.descriptors import AcceptGate
+from server.gateway.forms import FormError, read_fields
+from server.gateway.prebuilt import AnswerBytes, PrebuiltResponse, prebuilt_ok
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class CallbackEndpoint:
 
     def refused(self, peer: str, status: int, reason: str, seq: int = 0) -> None:
         """Count a refusal and tell the console (RequestRejected): every refusal, those of
-        requests aiohttp's parser could not read (server/connection.py) included."""
+        requests aiohttp's parser could not read (server/gateway/connection.py) included."""
         self.stats.rejected += 1
         if status == 403:
             self.stats.forbidden += 1
@@ -166,7 +166,7 @@ class CallbackEndpoint:
 
     def _answer(self, request: web.BaseRequest, encoded: EncodedResponse) -> web.StreamResponse | PrebuiltResponse:
         """The one way an answer to a callback goes out: ready-made bytes on keep-alive
-        HTTP/1.1, aiohttp's `web.Response` otherwise (server/prebuilt.py)."""
+        HTTP/1.1, aiohttp's `web.Response` otherwise (server/gateway/prebuilt.py)."""
         if prebuilt_ok(request):
             return PrebuiltResponse(self.answers(encoded))
         return _wire(encoded)
@@ -285,7 +285,7 @@ def _closing(request: web.BaseRequest, response: web.Response) -> web.Response:
 
 def _wire(encoded: EncodedResponse) -> web.Response:
     """The answer through aiohttp, for requests that may not get ready-made bytes
-    (HTTP/1.0, `Connection: close`: server/prebuilt.py)."""
+    (HTTP/1.0, `Connection: close`: server/gateway/prebuilt.py)."""
     # A ready Content-Type header: cheaper than aiohttp's content_type= and charset= arguments
     return web.Response(
         status=encoded.status,
@@ -329,7 +329,7 @@ def _unexpected(request: web.BaseRequest, exc: Exception) -> web.Response:
 
 class Gateway:
     """The gateway's request handler: routes by path, counts, and answers held requests
-    at shutdown. Served by `GatewayRunner` (server/runner.py)."""
+    at shutdown. Served by `GatewayRunner` (server/gateway/runner.py)."""
 
     def __init__(self, config: GatewayConfig, broker: Broker, store: HistoryStore) -> None:
         self.config = config
@@ -340,7 +340,7 @@ class Gateway:
         self._health = never_500(self._handle_health)
         self._path = config.path
         self.gate: AcceptGate | None = None
-        """Pauses accepting when descriptors run low; set once listening (server/runner.py)."""
+        """Pauses accepting when descriptors run low; set once listening (server/gateway/runner.py)."""
 
     def __call__(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse | PrebuiltResponse]:
         # A plain function returning the route's coroutine: no frame of its own for the
@@ -385,7 +385,7 @@ class Gateway:
         )
 
     def refused(self, peer: str, status: int, reason: str) -> None:
-        """Count and show a refusal made outside the handler (server/connection.py)."""
+        """Count and show a refusal made outside the handler (server/gateway/connection.py)."""
         self._endpoint.refused(peer, status, reason)
 
     def request_factory(self) -> Callable[..., web.BaseRequest]:

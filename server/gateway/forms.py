@@ -18,7 +18,7 @@ from typing import Iterable
 
 from data.names import NAMES, share
 
-from .multipart import FormError, form_data_parts, header_params, mime_type
+from server.gateway.multipart import FormError, form_data_parts, header_params, mime_type
 
 __all__ = ["FormError", "read_fields"]
 

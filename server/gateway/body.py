@@ -1,7 +1,7 @@
 """A callback's body, read with bounded work: at most the cap of raw bytes, and at most the
 cap of inflated bytes for a compressed one.
 
-aiohttp's own decompression (off here: `auto_decompress=False`, server/runner.py) inflates
+aiohttp's own decompression (off here: `auto_decompress=False`, server/gateway/runner.py) inflates
 ahead of the reader up to its buffer's high-water mark, and went on inflating after the
 413 while it lingered: a 58 KB gzip body that inflates to 60 MB cost 210 ms of CPU a
 request; with lingering cut short it still inflated 1.5 MB (six 256 KiB steps). Here the

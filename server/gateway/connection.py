@@ -12,7 +12,7 @@ refusals, a deadline for the request head, and a way to stop reading a refused b
   connection between requests is not affected, and nothing counts connections per peer
   address (the SL sends its callbacks from one address, over many connections at once).
 - `stop_reading()`: the rest of a refused body is dropped unparsed (bodies are inflated,
-  with a bound, by server/body.py, not by aiohttp); the connection closes after the refusal.
+  with a bound, by server/gateway/body.py, not by aiohttp); the connection closes after the refusal.
 
 The hot path is `data_received`: one call and a comparison more than aiohttp's.
 """
@@ -27,8 +27,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from .descriptors import AcceptGate
-from .prebuilt import ClosingResponse, refusal_bytes
+from server.gateway.descriptors import AcceptGate
+from server.gateway.prebuilt import ClosingResponse, refusal_bytes
 
 DISCARD_SECONDS = 2.0
 """How long the rest of a refused body is read and dropped before the connection closes."""
@@ -161,7 +161,7 @@ class GatewayHTTPServer(web.Server):
         self._refuse = refuse
         self._head_timeout = head_timeout
         self.gate: AcceptGate | None = None
-        """Set once listening (server/runner.py): told of each new connection's descriptor."""
+        """Set once listening (server/gateway/runner.py): told of each new connection's descriptor."""
 
     def connection_made(self, handler: RequestHandler, transport: Any) -> None:
         super().connection_made(handler, transport)

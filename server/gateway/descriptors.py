@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 RESERVE = 256
 """Descriptors kept free: the connections accepted before the gate hears of the one that
-crossed the line (asyncio accepts a batch of 64, server/runner.py's ACCEPT_BATCH, a pass,
+crossed the line (asyncio accepts a batch of 64, server/gateway/runner.py's ACCEPT_BATCH, a pass,
 and a connection is made two passes after its accept: up to 128), the history store's
 files, the terminal, logs and the SL client."""
 RECHECK_SECONDS = 0.05
@@ -96,7 +96,7 @@ class AcceptGate:
         return max(self.line - open_descriptors(), 0)
 
     def opened(self, fd: int) -> None:
-        """A connection was accepted with descriptor `fd` (server/connection.py)."""
+        """A connection was accepted with descriptor `fd` (server/gateway/connection.py)."""
         if fd >= self.line and not self.paused and self._readers:
             self._pause()
 

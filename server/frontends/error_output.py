@@ -16,8 +16,8 @@ import logging
 import sys
 from typing import TextIO
 
-from .background_writer import BackgroundWriter
-from .sanitize import neutralise_line
+from server.frontends.background_writer import BackgroundWriter
+from server.sms.sanitize import neutralise_line
 
 MAX_LINE = 300
 """A log line is cut to this many characters."""
