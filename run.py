@@ -115,11 +115,12 @@ def _data_dir(given: Path | None) -> Path:
 
 
 def _open_store(data_dir: Path):
-    from data.store import HistoryStore, StoreError, settle_gc
+    from data.store import HistoryStore, StoreError
+    from server.process.gc_policy import settle_gc
 
     try:
         store = HistoryStore.open(data_dir)
-        settle_gc()  # no GC stalls from rescanning the history (data/store.py)
+        settle_gc()  # no GC stalls from rescanning the history (server/process/gc_policy.py)
         return store
     except StoreError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
@@ -285,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {refused}", file=sys.stderr)
         return 2
     store = _open_store(config.data_dir)
-    from server.quit_signals import catch_for_process
-    from server.shutdown import guard_process, run_once
+    from server.process.quit_signals import catch_for_process
+    from server.process.shutdown import guard_process, run_once
 
     close = run_once(partial(_close_store, store))
     # Once a quit begins, the process ends within 3 s even if the loop wedges; the last
@@ -301,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config, store) -> int:
-    from server.event_loop import new_event_loop
+    from server.process.event_loop import new_event_loop
 
-    # asyncio.run() with a loop that shares each pass fairly (server/event_loop.py)
+    # asyncio.run() with a loop that shares each pass fairly (server/process/event_loop.py)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         if config.headless:
             from server.frontends.headless import run_headless

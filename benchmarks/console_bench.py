@@ -55,8 +55,8 @@ Row = dict[str, str]
 
 
 def run_like_run_py(coro):
-    """asyncio.run() on the loop run.py uses (server/event_loop.py)."""
-    from server.event_loop import new_event_loop
+    """asyncio.run() on the loop run.py uses (server/process/event_loop.py)."""
+    from server.process.event_loop import new_event_loop
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
@@ -352,7 +352,8 @@ class Loader:
 
 
 def make_app(data_dir: Path, **gateway: Any) -> tuple[Any, Any]:
-    from data.store import HistoryStore, settle_gc
+    from data.store import HistoryStore
+    from server.process.gc_policy import settle_gc
     from server.config import Config, GatewayConfig
     from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
@@ -380,7 +381,8 @@ async def wait_for(condition: Callable[[], bool], timeout: float, step: float = 
 async def part_thread(history: Path) -> list[Row]:
     import random
 
-    from data.store import HistoryStore, settle_gc
+    from data.store import HistoryStore
+    from server.process.gc_policy import settle_gc
     from server.config import Config, GatewayConfig
     from tui.app import SwitchboardApp
     from tui.widgets.thread_view import ThreadView

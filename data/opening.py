@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import gc
 import os
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from .indexes import HistoryIndex
 from .layout import StoreError, StoreInUse, seg_name, why
 
-__all__ = ["catalog_problem", "lock_dir", "probe_space", "release_free_memory", "settle_gc", "to_stderr"]
+__all__ = ["catalog_problem", "lock_dir", "probe_space", "release_free_memory", "to_stderr"]
 
 
 def to_stderr(line: str) -> None:
@@ -44,20 +43,6 @@ def lock_dir(data_dir: Path) -> int:
         os.close(lock_fd)
         raise StoreInUse(f"history directory {data_dir} is in use by another Switchboard") from None
     return lock_fd
-
-
-def settle_gc() -> None:
-    """Call once the store is open, in a long-running process (the console, headless).
-
-    Every stored document stays in memory until its segment rotates: one GC-tracked dict
-    per record (its nested dicts make it so). With the default thresholds, ingest ran about
-    1,300 young and a dozen full collections per 70k requests (580 ms in all, full ones up
-    to 96 ms: the p99 stalls). Freezing what exists now (the modules and the opened history)
-    takes it out of every later collection, and a higher young threshold makes collections
-    rare while each stays small: measured 55 ms in all, the longest about 20 ms.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def release_free_memory() -> None:

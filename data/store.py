@@ -67,7 +67,7 @@ from .indexes import HistoryIndex
 from .journal import JournalStorage, load_journal, move_aside
 from .layout import IDX_RE, LOC_SHIFT, SEG_RE, TABLE, StoreError, StoreInUse, seg_name, why
 from .models import CallbackRecord, OutboundRecord, ResponseRecord
-from .opening import catalog_problem, lock_dir, probe_space, release_free_memory, settle_gc, to_stderr
+from .opening import catalog_problem, lock_dir, probe_space, release_free_memory, to_stderr
 from .reads import HistoryReads
 from .export import export_on_disk
 from .scan import SearchProgress
@@ -81,7 +81,6 @@ __all__ = [
     "StoreInUse",
     "StoreStats",
     "export_on_disk",
-    "settle_gc",
 ]
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ GATEWAY = textwrap.dedent("""
     from data.store import HistoryStore
     from server.broker import Broker
     from server.config import GatewayConfig
-    from server.event_loop import new_event_loop
+    from server.process.event_loop import new_event_loop
     from server.gateway.runner import GatewayServer
 
     async def main():

@@ -9,13 +9,13 @@ import socket
 
 import pytest
 
-from server.event_loop import FAIR_EVENTS, new_event_loop
+from server.process.event_loop import FAIR_EVENTS, new_event_loop
 
 pytestmark = pytest.mark.skipif(not hasattr(selectors, "EpollSelector"), reason="epoll only")
 
 
 def test_a_pass_hands_out_at_most_fair_events_and_all_get_their_turn():
-    from server.event_loop import FairEpollSelector
+    from server.process.event_loop import FairEpollSelector
 
     n = FAIR_EVENTS * 3 + 5
     pairs = [socket.socketpair() for _ in range(n)]

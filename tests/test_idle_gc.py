@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import time
 
-from tui.idle_gc import NEVER, IdleCollector
+from server.process.gc_policy import NEVER, IdleCollector
 
 
 def test_takes_over_and_gives_back_the_thresholds():

@@ -1,4 +1,4 @@
-"""The exit deadline (server/shutdown.py) with real signals, in a real process whose main
+"""The exit deadline (server/process/shutdown.py) with real signals, in a real process whose main
 thread is wedged for good: nothing on it runs again, and the process must still end within
 3 s of the signal, having run the last resort (in run.py: closing the history)."""
 
@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from server.shutdown import EXIT_FORCED
+from server.process.shutdown import EXIT_FORCED
 
 ROOT = Path(__file__).resolve().parent.parent
 
 WEDGED = textwrap.dedent("""
     import sys, threading, time
     sys.path.insert(0, sys.argv[1])
-    from server.quit_signals import catch_for_process
-    from server.shutdown import guard_process, on_stall
+    from server.process.quit_signals import catch_for_process
+    from server.process.shutdown import guard_process, on_stall
 
     record = sys.argv[2]
     mode = sys.argv[3]

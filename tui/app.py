@@ -33,11 +33,11 @@ from server.backend import (
 from server.config import Config
 from server.sms.contract import CallbackType, Decision, parse_tags
 from server.sms.templates import Template, TemplateError, fill
-from server.quit_signals import QuitSignals
-from server.shutdown import quitting
+from server.process.quit_signals import QuitSignals
+from server.process.shutdown import quitting
 
 from .clipboard import copy_text
-from .idle_gc import IdleCollector
+from server.process.gc_policy import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
@@ -839,7 +839,7 @@ class SwitchboardApp(App[None]):
         self.exit()
 
     def _quit_on_signal(self) -> None:
-        """SIGTERM, SIGHUP, SIGINT (server/quit_signals.py): as ctrl+q, held requests first."""
+        """SIGTERM, SIGHUP, SIGINT (server/process/quit_signals.py): as ctrl+q, held requests first."""
         if not self._stopping:
             self.call_later(self._quit_now)
 
@@ -848,7 +848,7 @@ class SwitchboardApp(App[None]):
         if self._stopping:
             return
         self._stopping = True
-        quitting("quit")  # from now on the process exits within 3 s (server/shutdown.py)
+        quitting("quit")  # from now on the process exits within 3 s (server/process/shutdown.py)
         self._unsubscribe()
         await self.backend.stop()
 

@@ -12,7 +12,7 @@ same way. `TerminalDriver` changes only how output is handed over and how the dr
   its hang-up, or input fails with EIO; from then on output is dropped, and the driver sends
   the process SIGHUP, so the console quits as for a real one (none comes when the terminal
   is not the controlling one);
-- once quitting stalls (server/shutdown.py: after a second, or at once on a SIGHUP), a write
+- once quitting stalls (server/process/shutdown.py: after a second, or at once on a SIGHUP), a write
   waits at most `STALLED_WRITE` s for room, and the first that has to give up ends all
   output: a terminal that reads still gets the escape codes that restore it, one that does
   not cannot hold the exit;
@@ -32,7 +32,7 @@ import threading
 
 from textual.drivers.linux_driver import LinuxDriver
 
-from server.shutdown import on_stall, quitting
+from server.process.shutdown import on_stall, quitting
 
 POLL = 0.1
 """Seconds between looks at the writer thread while a write waits for room."""
@@ -110,7 +110,7 @@ class TerminalDriver(LinuxDriver):
         self._gone.set()
         quitting("the terminal went away", terminal_gone=True)
         if signal.getsignal(signal.SIGHUP) not in (signal.SIG_IGN, signal.SIG_DFL, None):
-            os.kill(os.getpid(), signal.SIGHUP)  # quit as for a hang-up (server/quit_signals.py)
+            os.kill(os.getpid(), signal.SIGHUP)  # quit as for a hang-up (server/process/quit_signals.py)
         else:
             try:
                 self._loop.call_soon_threadsafe(self._app.exit)  # no SIGHUP handler yet: stop

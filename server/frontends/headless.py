@@ -25,7 +25,7 @@ from server.broker import (
 from server.config import Config
 from server.sms.contract import fallback_decision
 from server.frontends.error_output import ErrorOutput
-from server.quit_signals import QuitSignals
+from server.process.quit_signals import QuitSignals
 from server.gateway.runner import GatewayServer
 from server.sms.sanitize import neutralise_line, truncate
 

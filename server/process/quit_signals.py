@@ -9,7 +9,7 @@ when we start (SIGHUP under `nohup`) stays ignored.
 The signals are read on a thread of their own, not on the event loop: the signal module
 writes each one's number to a pipe (`signal.set_wakeup_fd`) that the thread reads, so a
 signal is seen even while the loop is blocked (Textual's output queue on a dead terminal,
-DESIGN.md). The thread starts the process's exit deadline (server/shutdown.py; a SIGHUP
+DESIGN.md). The thread starts the process's exit deadline (server/process/shutdown.py; a SIGHUP
 says the terminal is gone) and hands the quit to the loop that asked for it.
 
 run.py calls `catch_for_process()` once the history is open, before any loop or server
@@ -26,7 +26,7 @@ import signal
 import threading
 from typing import Callable
 
-from server.shutdown import quitting
+from server.process.shutdown import quitting
 
 QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
 

@@ -1,4 +1,5 @@
-"""Full garbage collections when the operator will not notice them.
+"""The process's garbage-collection policy: settle once the history is open (`settle_gc`),
+then full collections when the operator will not notice them (`IdleCollector`).
 
 CPython runs a full (generation 2) collection whenever enough objects have survived the
 younger ones, wherever the program happens to be. With 10,000 held requests the heap holds
@@ -58,3 +59,17 @@ class IdleCollector:
             self.collections += 1
             return True
         return False
+
+
+def settle_gc() -> None:
+    """Call once the store is open, in a long-running process (the console, headless).
+
+    Every stored document stays in memory until its segment rotates: one GC-tracked dict
+    per record (its nested dicts make it so). With the default thresholds, ingest ran about
+    1,300 young and a dozen full collections per 70k requests (580 ms in all, full ones up
+    to 96 ms: the p99 stalls). Freezing what exists now (the modules and the opened history)
+    takes it out of every later collection, and a higher young threshold makes collections
+    rare while each stays small: measured 55 ms in all, the longest about 20 ms.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)

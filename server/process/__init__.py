@@ -1,0 +1,2 @@
+"""Process plumbing: the event loop, quit signals read off the loop, the exit deadline, and
+the garbage-collection policy."""
