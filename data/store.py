@@ -332,6 +332,10 @@ class HistoryStore(HistoryReads):
         disk, else a future that ends once they are. Raises StoreError, or the future does."""
         return self._commit.durable_waiter()
 
+    def hurry(self) -> None:
+        """The group commit being gathered is taken at the next loop pass (data/commit.py)."""
+        self._commit.hurry()
+
     def flush_soon(self) -> None:
         """Have what is queued written within FLUSH_SOON seconds, without waiting for it (a
         held callback: on disk while it waits for the operator, not only once answered).

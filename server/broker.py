@@ -70,6 +70,8 @@ class Broker:
 
     _subscribers: list[Subscriber] = field(default_factory=list)
     _open: dict[int, _Exchange] = field(default_factory=dict)
+    _deliveries: dict[int, asyncio.Future[str]] = field(default_factory=dict)
+    """Answers given and not yet on their way: seq -> '' once sent, or why not."""
     _gone: dict[int, str] = field(default_factory=dict)
     _closing: Callable[[HeldItem], Resolution] | None = None
     """Set by resolve_all (shutdown): an exchange opened later is answered the same way at
@@ -116,6 +118,7 @@ class Broker:
             exchange.future.cancel()
         if outcome == "caller_gone":
             self._gone[seq] = "the caller hung up before an answer was sent"
+            self.delivered(seq, self._gone[seq])
             if len(self._gone) > 10_000:
                 self._gone.pop(next(iter(self._gone)))
         self.publish(ExchangeEnded(seq=seq, outcome=outcome, response=response))
@@ -133,13 +136,26 @@ class Broker:
 
     # -- the answerer's side -----------------------------------------------------------
 
-    def answer(self, seq: int, decision: Decision, answered_by: Answerer = "operator") -> None:
-        """Deliver a decision for a held exchange, or raise AnswerRefused saying why not."""
+    def answer(self, seq: int, decision: Decision, answered_by: Answerer = "operator") -> asyncio.Future[str]:
+        """Deliver a decision for a held exchange, or raise AnswerRefused saying why not.
+
+        Returns a future that ends once the gateway has the answer on its way: '' when it
+        went out, else why not (the history could not keep it, the caller hung up). An
+        answerer that awaits it updates its screen after the answer, not before."""
         exchange = self._open.get(seq)
         if exchange is None or exchange.future.done():
             reason = self._gone.get(seq, "it was already answered or timed out")
             raise AnswerRefused(f"cannot answer #{seq}: {reason}")
+        delivery: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._deliveries[seq] = delivery
         exchange.future.set_result(Resolution(decision=decision, answered_by=answered_by))
+        return delivery
+
+    def delivered(self, seq: int, problem: str = "") -> None:
+        """The gateway has sent the answer to `seq` ('') or could not (`problem`)."""
+        delivery = self._deliveries.pop(seq, None)
+        if delivery is not None and not delivery.done():
+            delivery.set_result(problem)
 
     def pending(self) -> list[HeldItem]:
         """Open exchanges, oldest first."""

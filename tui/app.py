@@ -494,18 +494,25 @@ class SwitchboardApp(App[None]):
 
     @on(Composer.Submitted)
     async def _submitted(self, event: Composer.Submitted) -> None:
+        # The backend returns once the answer is on its way: the screen changes after it.
         composer = self.query_one(Composer)
         outcome = await self.backend.answer(event.seq, event.decision)
         if isinstance(outcome, AnswerRefused):
             self.notify(outcome.reason, title="Not sent", severity="error")
             return
         composer.forget(event.seq)
+        queue = self.query_one(HeldQueue)
+        queue.remove({event.seq})
         if composer.item is not None and composer.item.seq == event.seq:
             composer.clear()
-            composer.item = None
-        self.query_one(HeldQueue).remove({event.seq})
+            # Answer next: straight to the next conversation by the queue's order (through
+            # "nothing selected" the inputs would be disabled and restyled for nothing).
+            following = queue.next_item()
+            if following is not None:
+                self._select(following)
+            else:
+                composer.item = None
         self._browsing = False
-        self._auto_select(after_send=True)
         self._update_counts()
 
     @on(Composer.FollowUp)

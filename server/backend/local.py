@@ -35,6 +35,9 @@ from server.backend.interface import AnswerOutcome, AnswerRefused, AnswerSent, G
 
 T = TypeVar("T")
 
+DELIVERY_WAIT = 2.0
+"""Seconds an answer waits for the gateway to send it before the console moves on anyway."""
+
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -112,10 +115,17 @@ class LocalBackend:
         return self.broker.subscribe(subscriber)
 
     async def answer(self, seq: int, decision: Decision) -> AnswerOutcome:
+        """Returns once the gateway has the answer on its way (at most DELIVERY_WAIT s), so
+        the console updates its screen after the answer, never before it. A 503 from a
+        failing disk is announced as a RequestRejected event, as for any answerer."""
         try:
-            self.broker.answer(seq, decision, "operator")
+            delivery = self.broker.answer(seq, decision, "operator")
         except BrokerRefusal as refusal:
             return AnswerRefused(seq, str(refusal))
+        try:
+            await asyncio.wait_for(asyncio.shield(delivery), DELIVERY_WAIT)
+        except TimeoutError:
+            pass  # the decision reached the exchange; the gateway sends it when it can
         return AnswerSent(seq)
 
     def pending(self) -> list[HeldItem]:

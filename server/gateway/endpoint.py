@@ -198,15 +198,19 @@ class CallbackEndpoint:
         )
         stats.held += 1
         future = broker.hold(item)
+        timed_out = Resolution(
+            decision=fallback_decision(record.type, config.fallback),
+            answered_by="fallback",
+            outcome="timed_out",
+        )
+        # The deadline resolves the exchange's own future, so the answer's way back is one
+        # await: wait_for(shield(...)) took three loop passes, each possibly behind a frame.
+        deadline = loop.call_later(config.reply_timeout, _resolve_once, future, timed_out)
         try:
             try:
-                resolution = await asyncio.wait_for(asyncio.shield(future), config.reply_timeout)
-            except TimeoutError:
-                resolution = Resolution(
-                    decision=fallback_decision(record.type, config.fallback),
-                    answered_by="fallback",
-                    outcome="timed_out",
-                )
+                resolution = await future
+            finally:
+                deadline.cancel()
         except asyncio.CancelledError:
             # The SL hung up (aiohttp cancels the handler) or the server is stopping hard.
             stats.caller_gone += 1
@@ -254,6 +258,8 @@ class CallbackEndpoint:
             store.add_response(response)
         except StoreError:
             log.exception("could not record the response for #%s", record.seq)
+        if resolution.answered_by == "operator":
+            store.hurry()  # someone is watching for this one: no passes spent gathering others
         self.broker.close(record.seq, resolution.outcome, response)
         return await self._durable(request, record, encoded)
 
@@ -261,15 +267,27 @@ class CallbackEndpoint:
         self, request: web.BaseRequest, record: CallbackRecord, encoded: EncodedResponse,
     ) -> web.StreamResponse | PrebuiltResponse:
         """Answer only once what we stored is on disk; else a 503 that the console hears of
-        (an operator's answer that did not go out must not look sent)."""
+        (an operator's answer that did not go out must not look sent). The broker learns
+        either way, so an answerer waiting for its answer to go out is never left waiting."""
+        problem = "the caller hung up before the answer was on disk"
         try:
             waiter = self.store.durable_waiter()
             if waiter is not None:
                 await waiter
+            answer = self._answer(request, encoded)
+            problem = ""
+            return answer
         except StoreError as exc:
-            return self.reject(record.peer, 503, f"history store unavailable: {exc}",
-                                record.seq if record.held else 0)
-        return self._answer(request, encoded)
+            problem = f"history store unavailable: {exc}"
+            return self.reject(record.peer, 503, problem, record.seq if record.held else 0)
+        finally:
+            if record.held:
+                self.broker.delivered(record.seq, problem)
+
+
+def _resolve_once(future: asyncio.Future, resolution: Resolution) -> None:
+    if not future.done():
+        future.set_result(resolution)
 
 
 def _closing(request: web.BaseRequest, response: web.Response) -> web.Response:
