@@ -74,14 +74,3 @@ def test_the_help_screen(snap_compare, frozen, tmp_path):
 def test_the_canned_replies_screen(snap_compare, frozen, tmp_path):
     app = busy_app(tmp_path)
     assert snap_compare(app, press=["f10"], terminal_size=(120, 40))
-
-
-def test_the_canned_reply_list_in_the_composer(snap_compare, frozen, tmp_path):
-    app = busy_app(tmp_path)
-
-    async def slash(pilot) -> None:
-        await app._snapshot_fill(pilot)
-        await pilot.press("ctrl+u", "/")
-        await pilot.pause(0.2)
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=slash)
