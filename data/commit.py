@@ -39,9 +39,8 @@ RETRY_AFTER = 1.0
 ROUND_PASSES = 3
 """Loop passes between a group commit being asked for and it taking its records. A pass
 (call_soon) lets the handlers already scheduled add theirs; a request read meanwhile needs
-two more. Interleaved A/B, 16 pairs each: taking them at once made rounds smaller and
-fsyncs more frequent (12 % fewer requests a second than 1 pass); 3 passes gave 2 % more
-than 1, 7 no more than 3. Idle, a pass takes microseconds."""
+two more, so rounds are larger and fsyncs fewer (docs/performance.md). `hurry()` skips them
+for an answer someone waits for in person."""
 
 FLUSH_SOON = 0.05
 """How soon a held callback is on disk without anyone waiting for it: soon enough that a

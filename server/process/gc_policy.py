@@ -2,9 +2,9 @@
 then full collections when the operator will not notice them (`IdleCollector`).
 
 CPython runs a full (generation 2) collection whenever enough objects have survived the
-younger ones, wherever the program happens to be. With 10,000 held requests the heap holds
-their connections, requests and tasks, and such a collection took 0.4 s, right while the burst
-arrived and the operator was typing (measured with benchmarks/console_bench.py). The console
+younger ones, wherever the program happens to be. With thousands of held requests the heap
+holds their connections, requests and tasks, and such a collection stalls the loop while a
+burst arrives and the operator types (docs/performance.md). The console
 therefore turns the automatic full collections off (young collections stay automatic and
 cheap) and runs them itself: once nothing has happened for `idle_after` seconds (no broker
 event, no key), and in any case every `at_least_every` seconds so that cyclic garbage cannot

@@ -1,11 +1,9 @@
 """Redraw only what changed: a footer and a Static update that skip no-op refreshes.
 
-Measured with 10,000 held callbacks timing out (benchmarks/console_bench.py, part
-"held", phase b): every 30 ms batch moved the selection, Textual's Footer recomposed
-(unmounting and mounting every key) on each bindings signal, and each `Static.update`
-asked for a layout pass even when the text was the same. Each of those made the
-next frame re-arrange and re-render the whole screen (30-50 ms a frame on 2 cores),
-and a key press waited behind it (up to 160 ms).
+Textual's Footer recomposes (unmounting and mounting every key) on each bindings signal,
+and `Static.update` asks for a layout pass even when the text is the same; each makes the
+next frame re-arrange and re-render the whole screen, and a key press waits behind it
+(docs/performance.md, "What made the console keep up").
 """
 
 from __future__ import annotations
