@@ -3,6 +3,7 @@ answers held callbacks through the broker. The gateway runs in this app's own lo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 from typing import Iterable
@@ -148,6 +149,7 @@ class SwitchboardApp(App[None]):
         self.backend = backend
         self._buffer: list[BrokerEvent] = []
         self._flush_timer: Timer | None = None
+        self._flush_soon = False
         self._unsubscribe = backend.subscribe(self._on_broker_event)
         self._phone = ""
         self._entries: list[ThreadEntry] = []
@@ -287,13 +289,22 @@ class SwitchboardApp(App[None]):
     # -- broker events, in batches -----------------------------------------------------
 
     def _on_broker_event(self, event: BrokerEvent) -> None:
+        """Events are applied in batches: within FLUSH_DELAY, or at the next loop pass for a
+        held text (a person waits for it; what else arrived in that pass comes along)."""
         self._buffer.append(event)
-        if self._flush_timer is None:
+        if isinstance(event, ExchangeHeld):
+            if not self._flush_soon:
+                self._flush_soon = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        elif self._flush_timer is None:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush-events")
 
     def _flush(self) -> None:
-        self._flush_timer = None
-        if not self._screen_up():
+        self._flush_soon = False
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        if not self._screen_up() or not self._buffer:
             return
         self._gc.activity()
         events, self._buffer = self._buffer, []

@@ -1,5 +1,5 @@
 """The queue: one row per conversation (phone) with texts waiting, in the operator's order,
-each with how many wait, the time left on the most urgent one and marks (✎ a draft in
+each with how many wait, the time left on the most urgent one, the phone, marks (✎ a draft in
 progress, ✗ missed texts, ⊘ opted out, ∞ auto-reply loop, ● marked for a bulk answer);
 below them the most recent missed texts (timed out, caller gone, overflow), kept visible
 so the operator can follow up.
@@ -314,9 +314,10 @@ class HeldQueue(ScrollView, can_focus=True):
         text.append("●" if phone in self.marked else " ", style="bold magenta")
         text.append(f"{max(0, left):3.0f}s ", style="bold red" if left < URGENT else "bold yellow")
         text.append(f"×{len(waiting):<2}" if len(waiting) > 1 else "   ", style="bold")
+        # No kind column: a new subscriber's row says so in its text. A 10-digit phone takes
+        # 10 columns, so the preview keeps a dozen at 120 columns.
         kind = "SUB" if oldest.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
-        text.append(f"{kind} ", style="dim")
-        text.append(f"{plain_line(phone, 14):<14}", style="bold")
+        text.append(f"{plain_line(phone, 14):<10}", style="bold")
         marks = ""
         if any(item.seq in self.drafts for item in waiting):
             marks += "✎"
@@ -325,7 +326,7 @@ class HeldQueue(ScrollView, can_focus=True):
         flag = self.flags.get(phone, "")
         marks += {"blacklisted": "⊘", "loop": "∞"}.get(flag, "")
         text.append(f"{marks:<2} ", style="bold red" if flag else "bold cyan")
-        body = oldest.record.parsed.get("body", "") if kind == "MSG" else "new subscriber: tags?"
+        body = oldest.record.parsed.get("body", "") if kind == "MSG" else "(new subscriber: tags?)"
         text.append(plain_line(str(body), max(1, width - text.cell_len)))
         return text
 
@@ -334,13 +335,12 @@ class HeldQueue(ScrollView, can_focus=True):
         item = missed.item
         text = Text(no_wrap=True, end="", style="dim")
         text.append("▶" if index == self.cursor else " ", style="bold")
-        text.append(" miss ", style="red")
+        text.append(" miss   ", style="red")
         kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
-        text.append(f"{kind} ", style="dim")
-        text.append(f"{plain_line(phone_of(item), 14):<14} ", style="bold")
+        text.append(f"{plain_line(phone_of(item), 14):<10} ", style="bold")
         if item.seq in self.drafts:
             text.append("✎ ", style="bold cyan")
-        body = item.record.parsed.get("body", "") if kind == "MSG" else "new subscriber"
+        body = item.record.parsed.get("body", "") if kind == "MSG" else "(new subscriber)"
         text.append(plain_line(str(body), max(1, width - text.cell_len)))
         return text
 
