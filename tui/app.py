@@ -793,6 +793,7 @@ class SwitchboardApp(App[None]):
             self._phones_dirty = False
             self._refresh_phones()
         self._auto_select()  # an arrival that waited out the typing grace
+        self._show_notices()  # damage the history finds later (a bad line read back) is shown too
         queue = self.query_one(HeldQueue)
         queue.drafts = self.query_one(Composer).draft_seqs
         queue.tick()
