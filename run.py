@@ -167,7 +167,13 @@ def export_main(argv: list[str]) -> int:
         write = partial(export_on_disk, data_dir, notices=notices)
     try:
         if args.out is None:
-            count = write(sys.stdout)
+            try:
+                count = write(sys.stdout)
+            except BrokenPipeError:
+                # The reader stopped (`| head`): not an error of ours. stdout is pointed at
+                # /dev/null so the interpreter's own flush at exit does not fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
         else:
             try:
                 with open(args.out, "w", encoding="utf-8") as out:

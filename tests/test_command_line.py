@@ -127,3 +127,25 @@ async def test_an_unmarked_demo_history_at_the_default_place_is_an_earlier_versi
         console.close()
     assert (legacy / "DEMO").exists()
     assert not (tmp_path / "share" / "switchboard" / "seg-000001.jsonl").exists()  # the real place untouched
+
+
+def test_export_into_a_reader_that_stops_is_not_a_crash(tmp_path):
+    """`switchboard export | head -1`: the pipe closes early; no traceback, exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from data.models import CallbackRecord
+    from data.store import HistoryStore
+
+    store = HistoryStore.open(tmp_path / "h")
+    for n in range(3000):
+        store.add_callback(CallbackRecord(seq=0, received_at=float(n), type="delivery_report", fields={},
+                                          parsed={"message_id": str(n)}))
+    store.sync_blocking()
+    store.close()
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(f"{sys.executable} run.py export --data-dir {tmp_path / 'h'} | head -1",
+                            shell=True, cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
