@@ -58,3 +58,14 @@ async def gateway_server() -> AsyncIterator[Callable[..., Awaitable[GatewayTestS
     yield serve
     for server in servers:
         await server.close()
+
+
+async def wait_until(pilot, condition, timeout: float = 6.0) -> None:
+    """Let the real app run (pilot pauses) until `condition()` holds; fail after `timeout` s."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)

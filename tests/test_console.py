@@ -17,7 +17,7 @@ from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
-from .conftest import INCOMING
+from .conftest import INCOMING, wait_until
 
 
 def make_app(store, tmp_path: Path, **gateway) -> SwitchboardApp:
@@ -32,13 +32,6 @@ async def post(url: str, fields: dict[str, str]) -> tuple[int, str, str]:
         async with session.post(url, data=fields) as response:
             return response.status, response.content_type, await response.text()
 
-
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def test_a_posted_message_appears_and_the_typed_reply_is_what_the_client_gets(store, tmp_path):

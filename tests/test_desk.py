@@ -16,7 +16,7 @@ from tui.app import SwitchboardApp
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
-from .conftest import INCOMING
+from .conftest import INCOMING, wait_until
 
 
 def make_app(store, tmp_path: Path, **gateway) -> SwitchboardApp:
@@ -31,13 +31,6 @@ async def post(url: str, fields: dict[str, str]) -> tuple[int, str]:
         async with session.post(url, data=fields) as response:
             return response.status, await response.text()
 
-
-async def wait_until(pilot, condition, timeout: float = 6.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def test_timeouts_are_a_counter_never_a_pop_up_and_the_title_says_how_many_wait(store, tmp_path):

@@ -4,7 +4,6 @@ the in-process backend: composer, queue, thread and search all work through the 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
@@ -32,6 +31,8 @@ from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
+
+from .conftest import wait_until
 
 
 class FakeBackend:
@@ -155,13 +156,6 @@ class FakeBackend:
 def _conforms(backend: ConsoleBackend) -> ConsoleBackend:
     return backend  # a type checker holds FakeBackend to the protocol here
 
-
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def test_composer_queue_thread_and_search_work_through_the_interface_alone(tmp_path: Path):

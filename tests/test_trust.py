@@ -20,7 +20,7 @@ from tui.screens.search import SearchScreen
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
-from .conftest import INCOMING
+from .conftest import INCOMING, wait_until
 
 A = {**INCOMING, "phone_number": "5550000001", "body": "Do you deliver to Elm St?"}
 B = {**INCOMING, "phone_number": "5550000002", "body": "Please block my card, it was stolen"}
@@ -39,13 +39,6 @@ async def post(url: str, fields: dict[str, str]) -> tuple[int, str]:
         async with session.post(url, data=fields) as response:
             return response.status, await response.text()
 
-
-async def wait_until(pilot, condition, timeout: float = 6.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def thread_text(app: SwitchboardApp) -> str:
