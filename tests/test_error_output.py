@@ -59,7 +59,9 @@ def test_log_records_and_stderr_into_a_pipe_nobody_reads_never_block():
     assert "\x1b" not in "".join(lines) and "Traceback" not in "".join(lines)
     assert not any(line.startswith("second line") for line in lines)  # one line a record
     dropped = [line for line in lines if "lines of errors not shown" in line]
-    assert len(dropped) == 1 and int(dropped[0].split()[1]) > 1000
+    # The drop is announced each time the reader lets a line through again: once when it
+    # only comes back at the end, a few times when the writer thread got a word in earlier.
+    assert dropped and sum(int(line.split()[1]) for line in dropped) > 1000
     assert lines[-1] == "after the reader came back"
 
 

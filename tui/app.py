@@ -32,22 +32,19 @@ from server.backend import (
     RequestRejected,
 )
 from server.config import Config
-from server.sms.contract import CallbackType, Decision, parse_tags
-from server.sms.templates import Template, TemplateError, fill
 from server.process.quit_signals import QuitSignals
 from server.process.shutdown import quitting
 
 from .clipboard import copy_text
+from .desk import DeskActions
+from .outbound import OutboundActions
 from server.process.gc_policy import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
-from .screens.note import NoteScreen
-from .screens.pick_template import PickTemplateScreen
 from .screens.search import SearchScreen
-from .screens.templates import TemplatesScreen
-from .screens.new_message import NewMessageScreen, OutboundDraft
+from .screens.new_message import OutboundDraft
 from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
@@ -85,21 +82,7 @@ MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
 """Endings that left the texter without the operator's answer: kept as missed rows."""
 
 
-def template_decision(template: Template, item: HeldItem, context: dict[str, str]) -> Decision | None:
-    """The answer `template` makes for `item`, or None when it cannot be filled."""
-    try:
-        filled = fill(template, context)
-    except TemplateError:
-        return None
-    if item.record.type == CallbackType.SUBSCRIPTION_CREATED:
-        tags, error = parse_tags(filled.tags)
-        return Decision(tags=tags) if error is None else None
-    reply = filled.reply if filled.reply.strip() else ""
-    return Decision(reply=reply, close_session=filled.close_session,
-                    reprocess=filled.reprocess if filled.reprocess.strip() else "")
-
-
-class SwitchboardApp(App[None]):
+class SwitchboardApp(DeskActions, OutboundActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Switchboard"
     # Under 110 columns (an 80x24 terminal) the contact panel gives its room to the
@@ -577,74 +560,6 @@ class SwitchboardApp(App[None]):
             index = max(0, min(len(phones) - 1, phones.index(current) + delta))
         self._select(queue.waiting(phones[index])[0])
 
-    def action_cycle_order(self) -> None:
-        """ctrl+y: oldest first → least time left first → newest first; remembered."""
-        queue = self.query_one(HeldQueue)
-        names = list(ORDERS)
-        queue.order = names[(names.index(queue.order) + 1) % len(names)]
-        self.run_worker(partial(self.backend.save_setting, "order", queue.order), group="settings")
-        self._update_counts()
-        self.notify(f"Queue: {ORDERS[queue.order]}", timeout=2)
-
-    def action_bulk_answer(self) -> None:
-        """ctrl+g: answer the marked conversations, or every waiting text, with one template.
-
-        Each phone gets the template once, on its oldest waiting text (placeholders filled
-        for that text); its other waiting texts are answered empty, so nobody gets the same
-        reply twice and every held request gets its answer."""
-        queue = self.query_one(HeldQueue)
-        phones = [phone for phone in queue.conversations if phone in queue.marked] or list(queue.conversations)
-        if not phones:
-            self.notify("No held texts to answer.", timeout=2)
-            return
-        texts = sum(len(queue.waiting(phone)) for phone in phones)
-        which = "marked" if queue.marked else "every waiting"
-        templates = self.query_one(Composer).templates
-
-        def picked(template: Template | None) -> None:
-            if template is None:
-                return
-            others = texts - len(phones)
-            question = (f"Answer {texts} text{'s' if texts != 1 else ''} from {len(phones)} "
-                        f"phone{'s' if len(phones) != 1 else ''} with /{template.name}?")
-            if others:
-                question += f" Each phone gets it once; its {others} other waiting text(s) are answered empty."
-
-            def confirmed(yes: bool | None) -> None:
-                if yes:
-                    self.run_worker(partial(self._answer_in_bulk, phones, template), group="bulk", name="bulk-answer")
-
-            self.push_screen(ConfirmScreen(question, yes="enter: answer them", no="escape: cancel"), confirmed)
-
-        self.push_screen(PickTemplateScreen(templates, f"Answer {which} conversation(s) with which template?"), picked)
-
-    async def _answer_in_bulk(self, phones: list[str], template: Template) -> None:
-        queue = self.query_one(HeldQueue)
-        composer = self.query_one(Composer)
-        sent = refused = 0
-        for phone in phones:
-            for n, item in enumerate(list(queue.waiting(phone))):
-                decision = Decision() if n else template_decision(template, item, composer.template_context(item))
-                if decision is None:
-                    self.notify(f"/{template.name} cannot be filled for {plain_line(phone, 20)}", severity="error")
-                    refused += 1
-                    continue
-                outcome = await self.backend.answer(item.seq, decision)
-                if isinstance(outcome, AnswerRefused):
-                    refused += 1
-                    continue
-                sent += 1
-                composer.forget(item.seq)
-                if composer.item is not None and composer.item.seq == item.seq:
-                    composer.clear()
-                    composer.item = None
-                queue.remove({item.seq})
-        queue.marked.clear()
-        self.notify(f"Answered {sent} with /{template.name}" + (f"; {refused} could not be" if refused else ""),
-                    timeout=4)
-        self._auto_select(after_send=True)
-        self._update_counts()
-
     def action_next_held(self) -> None:
         self._step(1)
 
@@ -665,58 +580,6 @@ class SwitchboardApp(App[None]):
         return True
 
     # -- outbound: the SL API ------------------------------------------------------------
-
-    def _require_sl(self) -> bool:
-        if not self.backend.can_send:
-            self.notify(
-                "No SL API configured: start with --sl-url URL --sl-api-key KEY, or --demo.",
-                title="SL API", severity="error",
-            )
-        return self.backend.can_send
-
-    def action_new_message(self) -> None:
-        """f6: the ended item's draft goes out as a new message at once; otherwise a new
-        message to any phone (the conversation on screen by default)."""
-        composer = self.query_one(Composer)
-        if composer.ending is not None and composer.draft.text:
-            composer.follow_up()
-            return
-        if not self._require_sl():
-            return
-        phone = item_phone(composer.item) if composer.ending is not None else self._phone
-
-        def sent(draft: OutboundDraft | None) -> None:
-            if draft is not None:
-                self.run_worker(partial(self._send_outbound, draft), group="sl-api", name="send_message")
-
-        self.push_screen(NewMessageScreen(phone), sent)
-
-    async def _send_outbound(self, draft: OutboundDraft, *, follow_up: int | None = None) -> None:
-        result = await self.backend.send_message(draft.phone, draft.body, action_expected=draft.action_expected)
-        if result.error:
-            # A follow-up's draft stays in the composer, to try again or copy.
-            self.notify(plain_line(result.error, 200), title="send_message failed", severity="error", timeout=8)
-        else:
-            self.notify(f"Sent to {plain_line(result.phone, 20)}: ids {', '.join(result.message_ids)}", timeout=4)
-            if follow_up is not None:
-                self._leave_ended(follow_up)
-        if self._phone == result.phone or not self._phone:
-            self._show_phone(result.phone)
-        self._phones_dirty = True
-
-    def action_close_session(self) -> None:
-        if not self._phone or not self._require_sl():
-            return
-        self.run_worker(partial(self._close_session, self._phone), group="sl-api", name="close_sessions")
-
-    async def _close_session(self, phone: str) -> None:
-        error = await self.backend.close_session(phone)
-        if error:
-            self.notify(plain_line(error, 200), title="close_sessions failed", severity="error", timeout=8)
-        else:
-            self.notify(f"Asked the SL to close the session with {plain_line(phone, 20)}", timeout=4)
-
-    # -- copy, help, counts ------------------------------------------------------------
 
     def action_copy(self, what: str) -> None:
         phone = self._phone
@@ -744,34 +607,6 @@ class SwitchboardApp(App[None]):
                 self.open_phone(phone)
 
         self.push_screen(SearchScreen(self.backend.search), chosen)
-
-    def action_note(self) -> None:
-        phone = self._phone
-        if not phone:
-            self.notify("Open a conversation first.", timeout=2)
-            return
-
-        def written(text: str | None) -> None:
-            if text:
-                self.run_worker(partial(self._add_note, phone, text), group="notes")
-
-        self.push_screen(NoteScreen(phone), written)
-
-    async def _add_note(self, phone: str, text: str) -> None:
-        await self.backend.add_note(phone, text)
-        if self._phone == phone:
-            self._show_phone(phone)
-
-    def action_templates(self) -> None:
-        def closed(_: None) -> None:
-            self.run_worker(partial(self._load_templates), group="templates", exclusive=True)
-
-        self.push_screen(TemplatesScreen(self.backend), closed)
-
-    async def _load_templates(self) -> None:
-        templates = await self.backend.templates()
-        if self._screen_up():
-            self.query_one(Composer).templates = templates
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
