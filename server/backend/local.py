@@ -28,7 +28,7 @@ from server.sms.contract import Decision
 from server.gateway.runner import GatewayServer
 from server.sms.sanitize import neutralise_line, truncate
 from server.sl_client import SLClient
-from server.sms.templates import DEFAULT_TEMPLATES, Template, load_templates_file, template_problem
+from server.sms.templates import DEFAULT_TEMPLATES, Template, TemplateError, load_templates_file, template_problem
 
 from server.backend.events import HeldItem, Subscriber
 from server.backend.interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, SearchPage, SendOutcome
@@ -203,9 +203,14 @@ class LocalBackend:
             for template in DEFAULT_TEMPLATES:
                 templates.put(template)
         if self.config.templates_file is not None:
-            # Checked whole by run.py before anything opened; a file changed since then
-            # raises here, before any template is replaced.
-            for template in load_templates_file(self.config.templates_file):
+            # Checked whole by run.py before anything opened; a file broken since then is
+            # reported, and no template of it is stored.
+            try:
+                loaded = load_templates_file(self.config.templates_file)
+            except TemplateError as exc:
+                templates.notices.append(f"--templates not loaded: {exc}")
+                loaded = []
+            for template in loaded:
                 templates.put(template)
 
     def _close_tables(self) -> None:
