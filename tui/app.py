@@ -133,6 +133,7 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         self._buffer: list[BrokerEvent] = []
         self._flush_timer: Timer | None = None
         self._flush_soon = False
+        self._flushed_at = 0.0
         self._unsubscribe = backend.subscribe(self._on_broker_event)
         self._phone = ""
         self._entries: list[ThreadEntry] = []
@@ -275,15 +276,18 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         """Events are applied in batches: within FLUSH_DELAY, or at the next loop pass for a
         held text (a person waits for it; what else arrived in that pass comes along)."""
         self._buffer.append(event)
-        if isinstance(event, ExchangeHeld):
+        if isinstance(event, ExchangeHeld) and time.monotonic() - self._flushed_at >= FLUSH_DELAY:
+            # After a quiet spell a held text is shown at once; in a flood, batches stay
+            # FLUSH_DELAY apart (each one re-sorts the queue's conversations).
             if not self._flush_soon:
                 self._flush_soon = True
                 asyncio.get_running_loop().call_soon(self._flush)
-        elif self._flush_timer is None:
+        elif self._flush_timer is None and not self._flush_soon:
             self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush-events")
 
     def _flush(self) -> None:
         self._flush_soon = False
+        self._flushed_at = time.monotonic()
         if self._flush_timer is not None:
             self._flush_timer.stop()
             self._flush_timer = None
