@@ -463,3 +463,20 @@ async def test_a_callback_that_arrives_as_the_screen_comes_down_is_not_an_error(
         pass  # run_test re-raises what went wrong in the app
     assert answered == [200]
     assert store.stats().callbacks == 1
+
+
+async def test_a_log_record_while_the_console_runs_is_not_a_logging_error(store, tmp_path, capfd):
+    """Textual captures stderr and flushes it through App._flush(stderr=...): the console's
+    own event batching once had that name, so every log record raised inside logging."""
+    import logging
+
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        handler = logging.StreamHandler()  # the stream is sys.stderr, Textual's capture
+        logging.getLogger("test.console").addHandler(handler)
+        try:
+            logging.getLogger("test.console").warning("a warning while the console runs")
+        finally:
+            logging.getLogger("test.console").removeHandler(handler)
+        await pilot.pause(0.1)
+    assert "Logging error" not in capfd.readouterr().err

@@ -281,11 +281,11 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             # FLUSH_DELAY apart (each one re-sorts the queue's conversations).
             if not self._flush_soon:
                 self._flush_soon = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                asyncio.get_running_loop().call_soon(self._apply_events)
         elif self._flush_timer is None and not self._flush_soon:
-            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush, name="flush-events")
+            self._flush_timer = self.set_timer(FLUSH_DELAY, self._apply_events, name="flush-events")
 
-    def _flush(self) -> None:
+    def _apply_events(self) -> None:
         self._flush_soon = False
         self._flushed_at = time.monotonic()
         if self._flush_timer is not None:
