@@ -35,15 +35,12 @@ from server.config import Config
 from server.process.quit_signals import QuitSignals
 from server.process.shutdown import quitting
 
-from .clipboard import copy_text
 from .desk import DeskActions
 from .outbound import OutboundActions
 from server.process.gc_policy import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
-from .screens.help import HelpScreen
-from .screens.search import SearchScreen
 from .screens.new_message import OutboundDraft
 from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
@@ -584,39 +581,6 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         return True
 
     # -- outbound: the SL API ------------------------------------------------------------
-
-    def action_copy(self, what: str) -> None:
-        phone = self._phone
-        text = ""
-        item = self.query_one(Composer).item
-        if what == "phone":
-            text = phone
-        elif what == "body":
-            if item is not None:
-                text = str(item.record.parsed.get("body", ""))
-            else:
-                entries = [e for e in self._entries if e.direction == "in"]
-                text = entries[-1].text if entries else ""
-        elif what == "response":
-            entries = [e for e in self._entries if e.direction == "out"]
-            text = entries[-1].text if entries else ""
-        if not text:
-            self.notify(f"Nothing to copy ({what}).", severity="warning", timeout=3)
-            return
-        self.notify(copy_text(self, text), title=f"Copy {what}", timeout=3)
-
-    def action_search(self) -> None:
-        def chosen(phone: str | None) -> None:
-            if phone:
-                self.open_phone(phone)
-
-        self.push_screen(SearchScreen(self.backend.search), chosen)
-
-    def action_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(HelpScreen())
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):

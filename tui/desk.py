@@ -1,5 +1,5 @@
 """The desk's actions on the console: the queue's order, bulk answers with a template, canned
-replies and notes. Mixed into `SwitchboardApp` (tui/app.py), whose state they use."""
+replies, notes, copying, search and help. Mixed into `SwitchboardApp` (tui/app.py), whose state they use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from server.backend import AnswerRefused, HeldItem
 from server.sms.contract import CallbackType, Decision, parse_tags
 from server.sms.templates import Template, TemplateError, fill
 
+from .clipboard import copy_text
 from .safe import plain_line
+from .screens.help import HelpScreen
+from .screens.search import SearchScreen
 from .screens.confirm import ConfirmScreen
 from .screens.note import NoteScreen
 from .screens.pick_template import PickTemplateScreen
@@ -136,3 +139,36 @@ class DeskActions(_Base):
         templates = await self.backend.templates()
         if self._screen_up():
             self.query_one(Composer).templates = templates
+
+    def action_copy(self, what: str) -> None:
+        phone = self._phone
+        text = ""
+        item = self.query_one(Composer).item
+        if what == "phone":
+            text = phone
+        elif what == "body":
+            if item is not None:
+                text = str(item.record.parsed.get("body", ""))
+            else:
+                entries = [e for e in self._entries if e.direction == "in"]
+                text = entries[-1].text if entries else ""
+        elif what == "response":
+            entries = [e for e in self._entries if e.direction == "out"]
+            text = entries[-1].text if entries else ""
+        if not text:
+            self.notify(f"Nothing to copy ({what}).", severity="warning", timeout=3)
+            return
+        self.notify(copy_text(self, text), title=f"Copy {what}", timeout=3)
+
+    def action_search(self) -> None:
+        def chosen(phone: str | None) -> None:
+            if phone:
+                self.open_phone(phone)
+
+        self.push_screen(SearchScreen(self.backend.search), chosen)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
