@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import pytest
 
+from textual.widgets import Input, OptionList
+
 from server.config import Config
 from tui.app import SwitchboardApp
 from tui.widgets import composer as composer_module
 from tui.widgets import held_queue as queue_module
 from tui.widgets import thread_view as thread_module
+from tui.widgets.composer import Composer
+from tui.widgets.held_queue import HeldQueue
 
+from .conftest import wait_until
 from .test_fake_backend import FakeBackend
 
 NOW = 1_764_590_400.0  # 2025-12-01 12:00:00 UTC
@@ -38,6 +43,14 @@ def frozen(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
 
 
+async def still_cursor(pilot) -> None:
+    """Stop every input's cursor blinking (shown steadily), so the shot is taken in the
+    same cursor phase every time."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause(0.1)
+
+
 def busy_app(tmp_path) -> SwitchboardApp:
     backend = FakeBackend()
     app = SwitchboardApp(Config(data_dir=tmp_path, bell=False), backend)
@@ -52,9 +65,14 @@ def busy_app(tmp_path) -> SwitchboardApp:
         for entries in backend.threads.values():
             for n, entry in enumerate(entries):
                 object.__setattr__(entry, "at", NOW - 60 + n)
-        await pilot.pause(0.3)
+        # Wait for what the screen shows, not for a time: under load the phone list (read
+        # by a worker, refreshed once a second) and the queue's batches come late.
+        queue, phones = app.query_one(HeldQueue), app.query_one("#phones", OptionList)
+        await wait_until(pilot, lambda: len(queue) == 4 and phones.option_count == 3
+                         and app.query_one(Composer).item is not None)
         await pilot.press(*"Yes, we deliver there")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: app.query_one("#reply", Input).value == "Yes, we deliver there")
+        await still_cursor(pilot)
 
     app._snapshot_fill = fill  # type: ignore[attr-defined]
     return app
@@ -68,9 +86,19 @@ def test_the_main_screen(snap_compare, frozen, tmp_path, size):
 
 def test_the_help_screen(snap_compare, frozen, tmp_path):
     app = busy_app(tmp_path)
-    assert snap_compare(app, press=["f1"], terminal_size=(120, 40))
+
+    async def open_help(pilot) -> None:
+        await pilot.press("f1")
+        await still_cursor(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=open_help)
 
 
 def test_the_canned_replies_screen(snap_compare, frozen, tmp_path):
     app = busy_app(tmp_path)
-    assert snap_compare(app, press=["f10"], terminal_size=(120, 40))
+
+    async def open_templates(pilot) -> None:
+        await pilot.press("f10")
+        await still_cursor(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=open_templates)
