@@ -13,8 +13,9 @@ after that again. Tables:
 - `blocks(seg, phone, prev, locs)`: a phone's thread entries in one segment, linked to its
   previous block (`prev`: the segment of that block, 0 at the first), so a thread is read
   newest first without an index on the phone.
-- `contacts(phone, ..., head)`: the contact projection as of `covered`, and the newest block
-  (indexed by last seen: the phone list is read newest first, in place).
+- `contacts(phone, ..., head, ..., active)`: the contact projection as of `covered` (its
+  newest thread entry and missed count included), and the newest block (`head`); indexed
+  by `active` (`ContactState.active_at`): the phone list is read newest first, in place.
 - `mids(mid, state)`: delivery states by SL message id.
 - `meta(key, value)`: `covered`, `next_seq`, `counts`, `version` (JSON values).
 
@@ -37,8 +38,10 @@ from .models import ContactState
 __all__ = ["CATALOG_NAME", "Catalog", "SegmentFiling", "VERSION"]
 
 CATALOG_NAME = "index.sqlite3"
-VERSION = 2
-"""2: phones keyed by `normalise_phone` (1 kept them as written)."""
+VERSION = 3
+"""3: contacts keep their newest thread entry and missed count, listed by activity;
+2: phones keyed by `normalise_phone` (1 kept them as written). An index of another version
+is rebuilt from the segments at open (data/store.py), with progress."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,9 +54,11 @@ CREATE TABLE IF NOT EXISTS blocks(
 CREATE TABLE IF NOT EXISTS contacts(
     phone TEXT PRIMARY KEY, session_open INTEGER, subscribed INTEGER, tags TEXT,
     blacklisted INTEGER, loop_flagged INTEGER, last_seen REAL, carrier TEXT,
-    messages_in INTEGER, messages_out INTEGER, head INTEGER NOT NULL) WITHOUT ROWID;
+    messages_in INTEGER, messages_out INTEGER, head INTEGER NOT NULL,
+    last_at REAL NOT NULL, last_text TEXT NOT NULL, last_dir TEXT NOT NULL,
+    missed INTEGER NOT NULL, active REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mids(mid TEXT PRIMARY KEY, state INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS contacts_by_recency ON contacts(last_seen, phone);
+CREATE INDEX IF NOT EXISTS contacts_by_activity ON contacts(active, phone);
 """
 
 
@@ -77,7 +82,8 @@ def contact_row(c: ContactState, head: int) -> tuple[Any, ...]:
     session_open = None if c.session_open is None else int(c.session_open)
     tags = json.dumps(list(c.tags)) if c.tags else "[]"
     return (c.phone, session_open, int(c.subscribed), tags, int(c.blacklisted), int(c.loop_flagged),
-            c.last_seen, c.carrier, c.messages_in, c.messages_out, head)
+            c.last_seen, c.carrier, c.messages_in, c.messages_out, head,
+            c.last_at, c.last_text, c.last_dir, c.missed, c.active_at)
 
 
 class Catalog:
@@ -90,8 +96,12 @@ class Catalog:
         if self.fresh:  # one transaction: one small write, not one per table
             self._db.executescript(
                 f"BEGIN; {_SCHEMA} INSERT OR REPLACE INTO meta VALUES ('version', '{VERSION}'); COMMIT;")
-        else:
+        elif self._version() == VERSION:  # an index of another version is rebuilt, not altered
             self._db.executescript(_SCHEMA)
+
+    def _version(self) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return json.loads(row[0]) if row else None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -121,9 +131,10 @@ class Catalog:
         row = self._db.execute("SELECT * FROM contacts WHERE phone = ?", (phone,)).fetchone()
         return (_contact(row), row[10]) if row else None
 
-    def contacts_by_recency(self) -> Iterator[ContactState]:
-        """Every contact as of `covered`, most recently seen first (ties: larger phone first)."""
-        for row in self._db.execute("SELECT * FROM contacts ORDER BY last_seen DESC, phone DESC"):
+    def contacts_by_activity(self) -> Iterator[ContactState]:
+        """Every contact as of `covered`, most recently active first (`active_at`; ties:
+        larger phone first)."""
+        for row in self._db.execute("SELECT * FROM contacts ORDER BY active DESC, phone DESC"):
             yield _contact(row)
 
     def loc(self, seq: int) -> int:
@@ -175,7 +186,7 @@ class Catalog:
             db.executemany("INSERT OR REPLACE INTO byseq VALUES (?, ?, ?)", f.byseq)
             db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", f.responses)
             db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", f.blocks)
-            db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", f.contacts)
+            db.executemany("INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", f.contacts)
             db.executemany("INSERT OR REPLACE INTO mids VALUES (?, ?)", f.mids)
             db.execute("INSERT OR REPLACE INTO segments VALUES (?, ?, ?)", (f.no, f.size, f.records))
             _set_meta(db, {"covered": f.no, "next_seq": f.next_seq, "counts": list(f.counts)})
@@ -190,6 +201,7 @@ def _contact(r: tuple[Any, ...]) -> ContactState:
         phone=r[0], session_open=None if r[1] is None else bool(r[1]), subscribed=bool(r[2]),
         tags=() if r[3] == "[]" else tuple(json.loads(r[3])), blacklisted=bool(r[4]),
         loop_flagged=bool(r[5]), last_seen=r[6], carrier=r[7], messages_in=r[8], messages_out=r[9],
+        last_at=r[11], last_text=r[12], last_dir=r[13], missed=r[14],
     )
 
 

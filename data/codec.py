@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from .models import CallbackRecord, OutboundRecord, ResponseRecord, ThreadEntry
 from .names import share
-from .projection import DELIVERY_NAMES, FINAL
+from .projection import DELIVERY_NAMES, FINAL, body_of
 
 __all__ = ["CODECS", "Codec", "body_of", "callback_doc", "response_detail", "thread_entry"]
 
@@ -85,13 +85,6 @@ def callback_doc(rec: CallbackRecord, seq: int) -> dict:
 _probe = CallbackRecord(0, 0.0, "", {}, {})
 assert list(callback_doc(_probe, 1)) == list(CODECS["callback"].to_doc(_probe, seq=1)), "update callback_doc"
 del _probe
-
-
-def body_of(doc: Mapping[str, Any]) -> str:
-    body = doc["parsed"].get("body")
-    if not isinstance(body, str) or not body:
-        body = doc["fields"].get("body") or doc["fields"].get("message") or ""
-    return body if isinstance(body, str) else str(body)
 
 
 def response_detail(doc: Mapping[str, Any]) -> str:

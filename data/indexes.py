@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from .catalog import VERSION, Catalog, SegmentFiling, contact_row
 from .models import ContactState
-from .projection import concerned_phones, next_contact, next_delivery, shows_in_thread
+from .projection import concerned_phones, needs_answered_type, next_contact, next_delivery, shows_in_thread
 
 __all__ = ["HistoryIndex", "Overlay"]
 
@@ -119,7 +119,7 @@ class HistoryIndex:
             if cseq > 0:
                 live.responses[cseq] = loc
             self.counts[1] += 1
-            if (doc.get("decision") or {}).get("tags"):
+            if needs_answered_type(doc):
                 answered = self._callback_type(cseq)
         else:
             seq = doc["seq"]
@@ -220,18 +220,18 @@ class HistoryIndex:
         return state
 
     def top_contacts(self, limit: int) -> list[ContactState]:
-        """The `limit` most recently seen contacts, newest first (ties: larger phone first):
-        those in memory, merged with the catalog's read newest first until `limit` of them
-        are not in memory (a contact's last-seen time never goes back, so the one in memory
-        is never behind the catalog's)."""
+        """The `limit` most recently active contacts (`ContactState.active_at`), newest
+        first (ties: larger phone first): those in memory, merged with the catalog's read
+        newest first until `limit` of them are not in memory (a contact in memory is newer
+        than its catalog row, and one not in memory is as the catalog has it)."""
         def key(c: ContactState) -> tuple[float, str]:
-            return (c.last_seen, c.phone)
+            return (c.active_at, c.phone)
 
         mem = self.contacts
         out = heapq.nlargest(limit, mem.values(), key=key)
         rest: list[ContactState] = []
         if limit > 0:
-            for state in self.catalog.contacts_by_recency():
+            for state in self.catalog.contacts_by_activity():
                 if state.phone not in mem:
                     rest.append(state)
                     if len(rest) >= limit:

@@ -78,6 +78,8 @@ class OutboundRecord:
 
 DeliveryState = Literal["sent", "pending", "queued", "delivered", "failed"]
 
+LastDirection = Literal["", "in", "out", "fallback"]
+
 
 @dataclass(frozen=True, slots=True)
 class ThreadEntry:
@@ -113,6 +115,28 @@ class ContactState:
     carrier: str = ""
     messages_in: int = 0
     messages_out: int = 0
+    last_at: float = 0.0
+    """When the newest entry of the phone's conversation was made (0: no entry yet)."""
+    last_text: str = ""
+    """That entry's text, at most LAST_TEXT_CHARS characters: the texter's message, the
+    reply or outbound body, or the fallback body sent ("" when nothing was sent)."""
+    last_dir: LastDirection = ""
+    """Which way that entry went: `in` (from the texter), `out` (an operator's, rule's or
+    automatic answer, or an outbound send) or `fallback` (the deadline's answer, or none
+    because the texter's platform hung up or too many were held); "" before any entry."""
+    missed: int = 0
+    """Incoming texts that ended without an operator's answer (timed out, caller gone,
+    overflow)."""
+
+    @property
+    def active_at(self) -> float:
+        """Its last activity: the newer of its last callback and its newest thread entry.
+        The phone list is ordered by it, newest first."""
+        return self.last_at if self.last_at > self.last_seen else self.last_seen
+
+
+LAST_TEXT_CHARS = 120
+"""How much of the newest entry's text a contact state keeps (a phone list preview)."""
 
 
 @dataclass(frozen=True, slots=True)

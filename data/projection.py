@@ -1,5 +1,6 @@
 """The SMS rules the history derives from its records, as pure functions: a texter's contact
-state (session, subscription, tags, blacklist, counts) and a sent message's delivery state.
+state (session, subscription, tags, blacklist, counts, missed texts, its newest thread
+entry) and a sent message's delivery state.
 
 The store replays every record through these in order; nothing here does I/O or keeps state,
 so a rule is changed (and tested) here alone.
@@ -10,14 +11,18 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
-from .models import ContactState
+from .models import LAST_TEXT_CHARS, ContactState, LastDirection
 from .phones import normalise_phone
 
 __all__ = [
     "DELIVERY_CODE",
     "DELIVERY_NAMES",
     "FINAL",
+    "MISSED_OUTCOMES",
+    "body_of",
     "concerned_phones",
+    "last_entry",
+    "needs_answered_type",
     "next_contact",
     "next_delivery",
     "phone_key",
@@ -59,6 +64,40 @@ def concerned_phones(doc: Mapping[str, Any]) -> tuple[str, ...]:
     return (phone_key(phone),) if phone else ()
 
 
+MISSED_OUTCOMES = frozenset({"timed_out", "caller_gone", "overflow"})
+"""Outcomes of a held exchange that no operator answered."""
+_FALLBACK_OUTCOMES = MISSED_OUTCOMES | {"shutdown"}
+
+
+def needs_answered_type(doc: Mapping[str, Any]) -> bool:
+    """Whether `next_contact` needs the type of the callback a response answers: the tag
+    rule (tags apply to an answer to a subscription) and the missed count (a text in)."""
+    return bool((doc.get("decision") or {}).get("tags")) or doc.get("outcome") in MISSED_OUTCOMES
+
+
+def body_of(doc: Mapping[str, Any]) -> str:
+    """The message body of a callback document ("" when it has none)."""
+    body = doc["parsed"].get("body")
+    if not isinstance(body, str) or not body:
+        body = doc["fields"].get("body") or doc["fields"].get("message") or ""
+    return body if isinstance(body, str) else str(body)
+
+
+def last_entry(doc: Mapping[str, Any]) -> tuple[float, str, LastDirection]:
+    """(time, text, direction) of a thread entry, as a contact's `last_*` keeps it."""
+    kind = doc["kind"]
+    if kind == "callback":
+        return doc["received_at"], body_of(doc)[:LAST_TEXT_CHARS], "in"
+    if kind == "response":
+        reply = str((doc.get("decision") or {}).get("reply") or "")
+        if doc.get("answered_by") == "fallback" or doc.get("outcome") in _FALLBACK_OUTCOMES:
+            # the fallback's body, when one went out (a caller that hung up got nothing)
+            sent = reply or (str(doc.get("body") or "") if doc.get("status") == 200 else "")
+            return doc["sent_at"], sent[:LAST_TEXT_CHARS], "fallback"
+        return doc["sent_at"], reply[:LAST_TEXT_CHARS], "out"
+    return doc["sent_at"], str(doc.get("body") or "")[:LAST_TEXT_CHARS], "out"
+
+
 def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: str | None = None) -> ContactState:
     """The contact state of `state.phone` after `doc` (a stored record that concerns it);
     `state` itself when nothing changes.
@@ -68,14 +107,16 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
     - session_closed, subscription_*, phone_(un)blacklisted and auto_reply_loop set their flag.
     - A response counts out when it carries a reply, closes the session when the decision
       says so, and sets tags only when it answers a subscription_created callback
-      (`answered_type`).
+      (`answered_type`); one that ends without an operator's answer (timed out, caller gone,
+      overflow) to an incoming_message counts as missed.
     - An outbound send counts out unless it failed to send.
+    - An entry of the phone's thread (`shows_in_thread`) becomes its `last_*`.
     """
     s = state
     flags = {"session_open": s.session_open, "subscribed": s.subscribed,
              "blacklisted": s.blacklisted, "loop_flagged": s.loop_flagged}
     tags, last_seen, carrier = s.tags, s.last_seen, s.carrier
-    messages_in, messages_out = s.messages_in, s.messages_out
+    messages_in, messages_out, missed = s.messages_in, s.messages_out, s.missed
     kind = doc["kind"]
     if kind == "callback":
         at = doc["received_at"]
@@ -99,11 +140,16 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
             tags = tuple(str(t) for t in new_tags)
         if decision.get("reply"):
             messages_out += 1
+        if answered_type == "incoming_message" and doc.get("outcome") in MISSED_OUTCOMES:
+            missed += 1
     elif not doc.get("error"):
         messages_out += 1
+    last_at, last_text, last_dir = (
+        last_entry(doc) if shows_in_thread(doc, s.phone) else (s.last_at, s.last_text, s.last_dir))
     new = ContactState(
-        phone=s.phone, tags=tags, last_seen=last_seen, carrier=carrier,
-        messages_in=messages_in, messages_out=messages_out, **flags,
+        phone=s.phone, tags=tags, last_seen=last_seen, carrier=carrier, messages_in=messages_in,
+        messages_out=messages_out, last_at=last_at, last_text=last_text, last_dir=last_dir,
+        missed=missed, **flags,
     )
     return s if new == s else new
 

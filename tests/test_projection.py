@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from data.models import ContactState
-from data.projection import FINAL, DELIVERY_CODE, concerned_phones, next_contact, next_delivery, shows_in_thread
+from data.projection import (
+    DELIVERY_CODE, FINAL, concerned_phones, needs_answered_type, next_contact, next_delivery, shows_in_thread,
+)
 
 P = "5557000801"
 T0 = 1_700_000_000.0
@@ -96,3 +98,44 @@ def test_a_final_delivery_state_is_not_undone_by_a_late_report():
     assert next_delivery(delivered, {"status_name": "pending", "final": False}) is None
     assert next_delivery(delivered, {"status_name": "failed", "final": True}) == DELIVERY_CODE["failed"] | FINAL
     assert next_delivery(DELIVERY_CODE["pending"], {"status_name": "bogus"}) == DELIVERY_CODE["pending"]
+
+
+# ---- the phone list: newest entry, missed texts --------------------------------------------
+
+
+def test_the_newest_thread_entry_is_kept_with_its_direction():
+    s = run(cb("incoming_message", P, at=T0, body="where is my order"))
+    assert (s.last_at, s.last_text, s.last_dir) == (T0, "where is my order", "in")
+    answered = next_contact(s, resp("on its way"), answered_type="incoming_message")
+    assert (answered.last_text, answered.last_dir) == ("on its way", "out")
+    sent = next_contact(answered, out())
+    assert (sent.last_text, sent.last_dir) == ("hi", "out")
+
+
+def test_a_fallback_shows_what_went_out_and_a_hang_up_nothing():
+    fell = run(resp("We will get back to you.", outcome="timed_out"), answered="incoming_message")
+    assert (fell.last_text, fell.last_dir) == ("We will get back to you.", "fallback")
+    gone = dict(resp(outcome="caller_gone"), status=0, body="", answered_by="fallback")
+    assert (run(gone, answered="incoming_message").last_text, run(gone).last_dir) == ("", "fallback")
+
+
+def test_what_is_not_a_thread_entry_leaves_the_last_entry_alone():
+    s = run(cb("incoming_message", P, at=T0, body="hello"), cb("session_closed", P, at=T0 + 5),
+            cb("delivery_report", P, at=T0 + 6), resp(tags=["vip"]), answered="subscription_created")
+    assert (s.last_at, s.last_text, s.last_dir) == (T0, "hello", "in")
+    assert s.last_seen == T0 + 6 and s.active_at == T0 + 6  # activity: the newer of the two
+
+
+def test_the_last_text_is_cut_to_a_preview():
+    s = run(cb("incoming_message", P, body="x" * 5_000))
+    assert s.last_text == "x" * 120
+
+
+def test_missed_counts_texts_that_no_operator_answered():
+    assert needs_answered_type(resp(outcome="timed_out")) and not needs_answered_type(resp("hi"))
+    for outcome in ("timed_out", "caller_gone", "overflow"):
+        assert run(resp(outcome=outcome), answered="incoming_message").missed == 1
+    assert run(resp("hi"), answered="incoming_message").missed == 0
+    assert run(resp(outcome="shutdown"), answered="incoming_message").missed == 0
+    # a subscription that timed out is not a text left unanswered
+    assert run(resp(outcome="timed_out"), answered="subscription_created").missed == 0

@@ -150,11 +150,12 @@ def expected_contacts() -> list[ContactState]:
         ContactState(
             phone="15550002", session_open=False, subscribed=False, tags=(), blacklisted=False,
             loop_flagged=True, last_seen=T0 + 10, carrier="Beta", messages_in=1, messages_out=1,
+            last_at=T0 + 8, last_text="refused", last_dir="out",
         ),
         ContactState(
             phone="15550001", session_open=False, subscribed=True, tags=("vip", "news"),
             blacklisted=False, loop_flagged=False, last_seen=T0 + 6, carrier="Acme",
-            messages_in=2, messages_out=2,
+            messages_in=2, messages_out=2, last_at=T0 + 7, last_text="bye", last_dir="out",
         ),
     ]
 
@@ -492,3 +493,28 @@ async def test_flush_soon_puts_records_on_disk_without_anyone_waiting(data_dir):
         store.close()
 
 
+
+
+@pytest.mark.parametrize("segment_records", [100_000, 2])
+def test_the_phone_list_has_missed_texts_and_the_newest_entry_by_activity(data_dir, segment_records):
+    store = HistoryStore.open(data_dir, segment_records=segment_records)
+    a, b = "+15550001", "+15550002"
+    first = store.add_callback(incoming(a, "anyone there?", at=T0))
+    store.add_callback(incoming(b, "hello", at=T0 + 1))
+    store.add_callback(incoming(b, "hello??", at=T0 + 2))
+    # answers to texts in older segments (segment_records=2): the missed rule reads their type
+    store.add_response(response(first, "We will get back to you.", outcome="timed_out"))
+    sub = store.add_callback(event("subscription_created", a, at=T0 + 3))
+    store.add_response(response(sub, outcome="timed_out"))
+    store.add_outbound(OutboundRecord(0, T0 + 9, a, "sorry for the wait", ("m1",)))
+    for reopened in (False, True):
+        got = {c.phone: c for c in store.contacts()}
+        assert list(got) == ["15550001", "15550002"], reopened  # the outbound is the newest activity
+        assert (got["15550001"].missed, got["15550001"].last_text, got["15550001"].last_dir) == (
+            1, "sorry for the wait", "out")
+        assert (got["15550002"].missed, got["15550002"].last_text, got["15550002"].last_at) == (0, "hello??", T0 + 2)
+        store.close()
+        store = HistoryStore.open(data_dir, segment_records=segment_records)
+    store.add_callback(incoming(b, "still here", at=T0 + 10))
+    assert [c.phone for c in store.contacts(limit=1)] == ["15550002"]
+    store.close()

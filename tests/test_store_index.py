@@ -22,6 +22,8 @@ from tests.test_store import T0, dr, event, incoming, response
 REPO = Path(__file__).resolve().parent.parent
 PREVIOUS_FORMAT = "a9315e6"
 """The last commit whose store wrote sidecars (seg-NNNNNN.idx) and kept every index in memory."""
+CATALOG_V2 = "636bed4"
+"""The last commit whose index.sqlite3 is of version 2 (contacts without their newest entry)."""
 
 
 @pytest.fixture
@@ -223,46 +225,54 @@ store.close()
 """
 
 
-def previous_version_history(tmp_path: Path) -> Path:
-    """A history written by the previous version's own code, in a subprocess."""
+def previous_version_history(tmp_path: Path, commit: str = PREVIOUS_FORMAT) -> Path:
+    """A history written by the code of `commit` (in tmp_path/previous), in a subprocess."""
     if not (REPO / ".git").exists():
         pytest.skip("needs the git checkout to get the previous version")
     old = tmp_path / "previous"
     old.mkdir()
-    got = subprocess.run(["git", "-C", str(REPO), "archive", PREVIOUS_FORMAT, "data"], capture_output=True)
+    got = subprocess.run(["git", "-C", str(REPO), "archive", commit, "data"], capture_output=True)
     if got.returncode != 0:
-        pytest.skip(f"this checkout lacks commit {PREVIOUS_FORMAT} (a shallow clone?)")
+        pytest.skip(f"this checkout lacks commit {commit} (a shallow clone?)")
     archive = got.stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
     history = tmp_path / "history"
     subprocess.run([sys.executable, "-c", WRITER, str(old), str(history)], check=True, timeout=60)
-    assert sorted(p.name for p in history.glob("seg-*.idx"))  # the old format, sidecars and all
+    if commit == PREVIOUS_FORMAT:
+        assert sorted(p.name for p in history.glob("seg-*.idx"))  # the old format, sidecars and all
     return history
+
+
+def old_export(tmp_path: Path, history: Path) -> str:
+    """The history exported by the code in tmp_path/previous."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys, io; sys.path.insert(0, sys.argv[1]);"
+         "from data.store import export_on_disk; export_on_disk(__import__('pathlib').Path(sys.argv[2]), sys.stdout)",
+         str(tmp_path / "previous"), str(history)],
+        capture_output=True, text=True, check=True).stdout
 
 
 def test_a_history_written_by_the_previous_version_upgrades_in_place(tmp_path):
     history = previous_version_history(tmp_path)
     before = {p.name: p.read_bytes() for p in history.glob("seg-*.jsonl")}
-    old_export = subprocess.run(
-        [sys.executable, "-c", "import sys, io; sys.path.insert(0, sys.argv[1]);"
-         "from data.store import export_on_disk; export_on_disk(__import__('pathlib').Path(sys.argv[2]), sys.stdout)",
-         str(tmp_path / "previous"), str(history)],
-        capture_output=True, text=True, check=True).stdout
+    before_export = old_export(tmp_path, history)
     progress: list[str] = []
     store = HistoryStore.open(history, segment_records=5, progress=progress.append)
     assert progress[0].startswith("upgrading history in ") and progress[-1].endswith("segments indexed")
     assert store.notices == []
     # the same records; only the bidi override is now written as an escape (safe to print)
     new_export = export(store)
-    assert [json.loads(line) for line in new_export.splitlines()] == [json.loads(line) for line in old_export.splitlines()]
-    assert "\u202e" in old_export and "\u202e" not in new_export and "\\u202e" in new_export
+    assert [json.loads(line) for line in new_export.splitlines()] == [json.loads(line) for line in before_export.splitlines()]
+    assert "\u202e" in before_export and "\u202e" not in new_export and "\\u202e" in new_export
     # one texter, whichever way the number was written when the old version filed it
     texter = store.thread("5557000801", limit=100)
     assert [e.text for e in texter if e.direction == "in"] == [
         f"text {i} \u202e from {('15557000801', '5557000801', '+1 (555) 700-0801')[i % 3]}" for i in range(12)]
     assert store.thread("+1 (555) 700-0801", limit=100) == texter == store.thread("15557000801", limit=100)
     assert texter[-1].delivery == ("delivered",) and texter[-1].final
-    assert [c.phone for c in store.contacts()] == ["5550000009", "5557000801"]
+    # the outbound send at T0 + 20 is the newest activity
+    assert [c.phone for c in store.contacts()] == ["5557000801", "5550000009"]
+    assert (store.contact("5557000801").last_text, store.contact("5550000009").last_text) == ("sent", "other 11")
     assert store.contact("15557000801").messages_in == 12 and store.contact("5557000801").messages_out == 13
     store.close()
     assert not list(history.glob("seg-*.idx"))  # the sidecars are gone, the segments untouched
@@ -270,5 +280,26 @@ def test_a_history_written_by_the_previous_version_upgrades_in_place(tmp_path):
     progress.clear()
     store = HistoryStore.open(history, segment_records=5, progress=progress.append)
     assert progress == [] and store.notices == [] and export(store) == new_export
-    assert json.loads(old_export.splitlines()[0])["kind"] == "callback"
+    assert json.loads(before_export.splitlines()[0])["kind"] == "callback"
+    store.close()
+
+
+def test_an_index_of_the_previous_version_is_rebuilt_with_the_phone_list_columns(tmp_path):
+    history = previous_version_history(tmp_path, CATALOG_V2)
+    before_export = old_export(tmp_path, history)
+    before = {p.name: p.read_bytes() for p in history.glob("seg-*.jsonl")}
+    progress: list[str] = []
+    store = HistoryStore.open(history, segment_records=5, progress=progress.append)
+    assert progress[0] == f"the index in {history} is of format 2; rebuilding it"
+    assert progress[-1].endswith("segments indexed") and store.notices == []
+    assert export(store) == before_export
+    texter = store.contact("5557000801")
+    assert (texter.last_text, texter.last_dir, texter.last_at) == ("sent", "out", T0 + 20)
+    assert texter.messages_in == 12 and texter.missed == 0
+    assert [c.phone for c in store.contacts()] == ["5557000801", "5550000009"]
+    store.close()
+    assert {p.name: p.read_bytes() for p in history.glob("seg-*.jsonl")} == before
+    progress.clear()
+    store = HistoryStore.open(history, segment_records=5, progress=progress.append)
+    assert progress == [] and store.contact("5550000009").last_text == "other 11"
     store.close()
