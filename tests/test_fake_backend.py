@@ -48,6 +48,7 @@ class FakeBackend:
         self.canned: dict[str, Template] = {"hi": Template("hi", "Hello {phone_number}")}
         self.jotted: list[Note] = []
         self.settings: dict[str, str] = {}
+        self.marks: dict[str, int] = {}
 
     # the core's side, driven by the test
     def hold(self, seq: int, phone: str, body: str, *, ttl: float = 60.0) -> HeldItem:
@@ -98,11 +99,22 @@ class FakeBackend:
     async def thread(self, phone: str, limit: int = 300) -> list[ThreadEntry]:
         return list(self.threads.get(phone, []))[-limit:]
 
+    def _contact(self, phone: str) -> ContactState:
+        """The phone's contact state as the store derives it, from the fake's thread."""
+        entries = self.threads[phone]
+        last = entries[-1]
+        return ContactState(
+            phone=phone, messages_in=sum(e.direction == "in" for e in entries),
+            messages_out=sum(e.direction == "out" for e in entries), last_seen=last.at,
+            last_at=last.at, last_text=last.text, last_dir="in" if last.direction == "in" else "out",
+        )
+
     async def contact(self, phone: str) -> ContactState | None:
-        return ContactState(phone=phone) if phone in self.threads else None
+        return self._contact(phone) if phone in self.threads else None
 
     async def contacts(self, limit: int = 100) -> list[ContactState]:
-        return [ContactState(phone=phone) for phone in list(self.threads)[:limit]]
+        found = sorted((self._contact(phone) for phone in self.threads), key=lambda c: c.active_at, reverse=True)
+        return found[:limit]
 
     async def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
         return []
@@ -151,6 +163,12 @@ class FakeBackend:
 
     async def save_setting(self, key: str, value: str) -> None:
         self.settings[key] = value
+
+    async def read_marks(self) -> dict[str, int]:
+        return dict(self.marks)
+
+    async def mark_read(self, phone: str, seen_in: int) -> None:
+        self.marks[phone] = seen_in
 
 
 def _conforms(backend: ConsoleBackend) -> ConsoleBackend:

@@ -16,6 +16,7 @@ from server.config import Config
 from tui.app import SwitchboardApp
 from tui.widgets import composer as composer_module
 from tui.widgets import held_queue as queue_module
+from tui.widgets import phone_list as phones_module
 from tui.widgets import thread_view as thread_module
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
@@ -38,7 +39,7 @@ class FrozenTime:
 
 @pytest.fixture
 def frozen(monkeypatch):
-    for module in (queue_module, composer_module, thread_module):
+    for module in (queue_module, composer_module, thread_module, phones_module):
         monkeypatch.setattr(module, "time", FrozenTime)
     monkeypatch.setenv("TZ", "UTC")
 

@@ -16,8 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Static
 
 from data.models import ThreadEntry
 from data.phones import normalise_phone
@@ -35,7 +34,7 @@ from server.config import Config
 from server.process.quit_signals import QuitSignals
 from server.process.shutdown import quitting
 
-from .desk import DeskActions
+from .desk import LAYOUTS, DeskActions
 from .outbound import OutboundActions
 from server.process.gc_policy import IdleCollector
 from .safe import plain_line
@@ -46,6 +45,7 @@ from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, describe, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
+from .widgets.phone_list import PhoneList
 from .widgets.status_bar import StatusBar
 from .widgets.steady import SteadyFooter, show_text
 from .widgets.thread_view import ThreadView
@@ -69,6 +69,7 @@ PALETTE_TITLES = {
     "close_session": "Close the session (close_sessions)",
     "discard": "Discard the ended draft",
     "templates": "Canned replies",
+    "cycle_layout": "Change the layout (which panes show)",
     "note": "Write a note on the phone",
     "help": "Help: keys and panels",
 }
@@ -115,6 +116,8 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
                 tooltip="Drop the draft of a text that can no longer be answered"),
         Binding("f10", "templates", "Templates", id="templates",
                 tooltip="Create, edit and delete canned replies (/name then tab in a reply)"),
+        Binding("ctrl+l", "cycle_layout", "Layout", id="cycle_layout", show=False, priority=True,
+                tooltip="Panes: all, without the events, or only the queue, conversation and reply"),
         Binding("f12", "note", "Note", id="note", show=False,
                 tooltip="Write a note on the conversation's phone (kept, never sent)"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
@@ -143,6 +146,8 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         self._waiting_shown = -1
         """The held count the window title last showed."""
         self._phones_dirty = False
+        self.pane_layout = "full"
+        """Which panes show (desk.LAYOUTS), the operator's choice, remembered."""
         self._browsing = False
         """The operator opened a conversation (search, phone list): auto-selection waits."""
         self._last_key = 0.0
@@ -190,8 +195,8 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             with Vertical(id="left"):
                 yield Static("Held", id="queue-title", classes="title")
                 yield HeldQueue(id="queue")
-                yield Static("Recent phones", classes="title")
-                yield OptionList(id="phones")
+                yield Static("Phones — by recent activity", id="phones-title", classes="title")
+                yield PhoneList(id="phones")
             with Vertical(id="center"):
                 yield Static("Conversation", id="thread-title", classes="title")
                 yield ThreadView(id="thread")
@@ -199,7 +204,7 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             with Vertical(id="right"):
                 yield Static("Contact", classes="title")
                 yield ContactPanel(id="contact")
-        yield Static("Events (callbacks that need no answer)", classes="title")
+        yield Static("Events (callbacks that need no answer)", id="events-title", classes="title")
         yield EventLog(id="events")
         yield StatusBar(id="status")
         yield SteadyFooter()
@@ -235,9 +240,13 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
 
     async def _load_history(self) -> None:
         await self._load_templates()
+        self.query_one(PhoneList).seen = await self.backend.read_marks()
         order = await self.backend.setting("order", "oldest")
         if order in ORDERS and self._screen_up():
             self.query_one(HeldQueue).order = order
+        layout = await self.backend.setting("layout", "full")
+        if layout in LAYOUTS and self._screen_up():
+            self.apply_layout(layout)
         theme = await self.backend.setting("theme", "")
         if theme in self.available_themes and self._screen_up():
             self.theme = theme
@@ -247,10 +256,10 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         if lines and self._screen_up():
             # History is shown whole; only live batches are capped (to keep up under a flood).
             self.query_one(EventLog).write_batch(lines, limit=len(lines))
-        contacts = await self.backend.contacts(100)
+        contacts = await self.backend.contacts(self.query_one(PhoneList).limit)
         if not self._screen_up():
             return
-        self._show_contacts(contacts)
+        self.query_one(PhoneList).show(contacts)
         flags = self.query_one(HeldQueue).flags
         for contact in contacts:
             if contact.blacklisted or contact.loop_flagged:
@@ -427,6 +436,9 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries)
         self.query_one(ContactPanel).show(phone, contact, notes)
+        if contact is not None:
+            self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
+            await self.backend.mark_read(phone, contact.messages_in)
         title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
         if notes:
             title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
@@ -457,19 +469,14 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         self.run_worker(partial(self._read_phones), group="phones", exclusive=True, name="read-phones")
 
     async def _read_phones(self) -> None:
-        contacts = await self.backend.contacts(100)
+        phones = self.query_one(PhoneList)
+        contacts = await self.backend.contacts(phones.limit)
         if self._screen_up():
-            self._show_contacts(contacts)
+            phones.show(contacts)
 
-    def _show_contacts(self, contacts: list) -> None:
-        phones = self.query_one("#phones", OptionList)
-        highlighted = phones.highlighted
-        phones.clear_options()
-        phones.add_options(
-            Option(Text(plain_line(contact.phone, 20)), id=f"p:{contact.phone}") for contact in contacts
-        )
-        if highlighted is not None and contacts:
-            phones.highlighted = min(highlighted, len(contacts) - 1)
+    @on(PhoneList.WantsMore)
+    def _more_phones(self, _event: PhoneList.WantsMore) -> None:
+        self._refresh_phones()
 
     @on(HeldQueue.Selected)
     def _queue_selected(self, event: HeldQueue.Selected) -> None:
@@ -480,10 +487,9 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             self.query_one(Composer).item_ended(event.item.seq, event.missed, event.ended_at)
             self.refresh_bindings()
 
-    @on(OptionList.OptionSelected, "#phones")
-    def _phone_selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id:
-            self.open_phone(event.option.id[2:])
+    @on(PhoneList.Opened)
+    def _phone_selected(self, event: PhoneList.Opened) -> None:
+        self.open_phone(event.phone)
 
     # -- answering ---------------------------------------------------------------------
 

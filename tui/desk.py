@@ -29,6 +29,14 @@ else:
     _Base = object
 
 
+LAYOUTS = {
+    "full": "all panes",
+    "no-events": "without the events pane",
+    "focus": "queue, conversation and reply only",
+}
+"""The layouts ctrl+l goes through (app.tcss hides panes by the screen's `-layout-*` class)."""
+
+
 def template_decision(template: Template, item: HeldItem, context: dict[str, str]) -> Decision | None:
     """The answer `template` makes for `item`, or None when it cannot be filled."""
     try:
@@ -52,6 +60,20 @@ class DeskActions(_Base):
         self.run_worker(partial(self.backend.save_setting, "order", queue.order), group="settings")
         self._update_counts()
         self.notify(f"Queue: {ORDERS[queue.order]}", timeout=2)
+
+    def action_cycle_layout(self) -> None:
+        """ctrl+l: all panes → without the events → queue, conversation and reply; remembered."""
+        names = list(LAYOUTS)
+        layout = names[(names.index(self.pane_layout) + 1) % len(names)]
+        self.apply_layout(layout)
+        self.run_worker(partial(self.backend.save_setting, "layout", layout), group="settings")
+        self.notify(f"Layout: {LAYOUTS[layout]}", timeout=2)
+
+    def apply_layout(self, layout: str) -> None:
+        screen = self.screen_stack[0]
+        for name in LAYOUTS:
+            screen.set_class(name == layout and name != "full", f"-layout-{name}")
+        self.pane_layout = layout
 
     def action_bulk_answer(self) -> None:
         """ctrl+g: answer the marked conversations, or every waiting text, with one template.

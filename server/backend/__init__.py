@@ -18,6 +18,7 @@ from server.backend.interface import (
     ConsoleBackend,
     GatewayStatus,
     Note,
+    ReadMark,
     SearchPage,
     SendOutcome,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "GatewayStatus",
     "HeldItem",
     "Note",
+    "ReadMark",
     "RequestRejected",
     "SearchPage",
     "SendOutcome",

@@ -83,6 +83,15 @@ class Note:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMark:
+    """How many texts in a phone's thread held when the operator last had it on screen:
+    the texts in beyond that are unread."""
+
+    phone: str
+    seen_in: int
+
+
 class ConsoleBackend(Protocol):
     """The core as a console sees it. See the module docstring."""
 
@@ -160,3 +169,11 @@ class ConsoleBackend(Protocol):
         ...
 
     async def save_setting(self, key: str, value: str) -> None: ...
+
+    async def read_marks(self) -> dict[str, int]:
+        """Per phone, how many texts in its thread the operator has had on screen."""
+        ...
+
+    async def mark_read(self, phone: str, seen_in: int) -> None:
+        """`phone`'s thread was on screen holding `seen_in` texts in."""
+        ...

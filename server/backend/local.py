@@ -31,7 +31,7 @@ from server.sl_client import SLClient
 from server.sms.templates import DEFAULT_TEMPLATES, Template, TemplateError, load_templates_file, template_problem
 
 from server.backend.events import HeldItem, Subscriber
-from server.backend.interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, SearchPage, SendOutcome
+from server.backend.interface import AnswerOutcome, AnswerRefused, AnswerSent, GatewayStatus, Note, ReadMark, SearchPage, SendOutcome
 
 T = TypeVar("T")
 
@@ -71,6 +71,7 @@ class LocalBackend:
         # The operator's small collections, each an ordinary TinyDB table (data/tables.py).
         # They are opened and written only on the reads thread, one call at a time.
         self._tables: dict[str, Repository] = {}
+        self._read_marks: dict[str, int] = {}
         self._notice = ""
         self._stopped = False
         self._notices_taken = 0
@@ -197,7 +198,9 @@ class LocalBackend:
             "templates": Repository(data_dir / "templates.json", Template, key="name"),
             "notes": Repository(data_dir / "notes.json", Note, key="id"),
             "settings": Repository(data_dir / "settings.json", Setting, key="key"),
+            "reads": Repository(data_dir / "reads.json", ReadMark, key="phone"),
         }
+        self._read_marks = {mark.phone: mark.seen_in for mark in self._tables["reads"].all()}
         templates = self._tables["templates"]
         if first_start:
             for template in DEFAULT_TEMPLATES:
@@ -254,6 +257,16 @@ class LocalBackend:
 
     async def save_setting(self, key: str, value: str) -> None:
         await self._read(self._tables["settings"].put, Setting(key, value))
+
+    async def read_marks(self) -> dict[str, int]:
+        return dict(self._read_marks)
+
+    async def mark_read(self, phone: str, seen_in: int) -> None:
+        key = normalise_phone(phone)
+        if self._read_marks.get(key) == seen_in:
+            return  # showing a thread again writes nothing
+        self._read_marks[key] = seen_in
+        await self._read(self._tables["reads"].put, ReadMark(key, seen_in))
 
     # -- the SL API ------------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ HELP = """\
   answer. Below the conversations, *miss* rows are texts that timed out or whose caller hung
   up: open one to write to that phone as a new message (f6). The title counts held and missed
   texts and names the order.
-- **Recent phones** (below): every phone with history, most recent first; enter opens it.
+- **Phones** (below): every phone with history, most recently active first: ●2 texts in
+  you have not had on screen, ✗1 missed texts, ⊘ ∞ as above, the time and the last message
+  (← from the texter, → from you, ⤺ the fallback). Enter opens it; more load at the end.
 - **Conversation** (centre): the texts and answers of the phone on screen; each text has its
   number (#12) and each answer points back to the text it answered (↳#12).
 - **Composer** (below it): your answer to one held text, with its countdown, the segment count
@@ -27,7 +29,8 @@ HELP = """\
   type, your draft stays, cannot be sent as an answer, and f6 sends it as a new message.
 - **Contact** (right, on wide screens): session, subscription and tags, blacklist, loop,
   carrier, and your notes.
-- **Events** (bottom): callbacks that need no answer, and refused requests.
+- **Events** (bottom): callbacks that need no answer, and refused requests. ctrl+l hides
+  it, then the phones and contact panes too, to give the conversation the room.
 - **Status bar**: the Gateway URL to register with the SL, which api_keys are accepted, counts.
 
 ## Keys
@@ -43,6 +46,7 @@ HELP = """\
 | `ctrl+n` `f8` | Next conversation (by the queue's order) |
 | `ctrl+b` `f7` | Previous conversation |
 | `ctrl+y` | Queue order: oldest first, least time left first, newest first (remembered) |
+| `ctrl+l` | Layout: all panes, without the events, queue + conversation + reply (remembered) |
 | `up` `down` `enter` | In the queue: move, answer the highlighted conversation |
 | `space` | In the queue: mark a conversation for a bulk answer |
 | `ctrl+g` | Answer the marked conversations (or every waiting text) with one template |
