@@ -15,6 +15,7 @@ from server.sms.templates import Template
 from tui.app import SwitchboardApp
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
+from tui.widgets.phone_list import PhoneList, unread_count
 
 from .conftest import INCOMING, wait_until
 
@@ -169,6 +170,10 @@ async def test_marked_conversations_or_a_flood_are_answered_with_one_template(st
         await pilot.press("enter")
         results = await asyncio.wait_for(asyncio.gather(*requests[3:]), 5)
         assert all(body.startswith("Thanks for your message") for _, body in results)
+        phones = app.query_one(PhoneList)
+        await wait_until(pilot, lambda: all(phones.seen.get(p) == phones_count for p, phones_count in
+                                            (("5550000001", 2), ("5550000002", 1), ("5550000004", 1))))
+        assert all(unread_count(c, phones.seen) == 0 for c in phones._contacts), "answered texts are not unread"
 
 
 async def test_a_note_on_a_phone_is_shown_kept_across_a_restart_and_never_sent(tmp_path):

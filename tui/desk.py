@@ -20,6 +20,7 @@ from .screens.pick_template import PickTemplateScreen
 from .screens.templates import TemplatesScreen
 from .widgets.composer import Composer
 from .widgets.held_queue import ORDERS, HeldQueue
+from .widgets.phone_list import PhoneList
 
 if TYPE_CHECKING:
     from .app import SwitchboardApp
@@ -87,7 +88,6 @@ class DeskActions(_Base):
             self.notify("No held texts to answer.", timeout=2)
             return
         texts = sum(len(queue.waiting(phone)) for phone in phones)
-        which = "marked" if queue.marked else "every waiting"
         templates = self.query_one(Composer).templates
 
         def picked(template: Template | None) -> None:
@@ -97,7 +97,8 @@ class DeskActions(_Base):
             question = (f"Answer {texts} text{'s' if texts != 1 else ''} from {len(phones)} "
                         f"phone{'s' if len(phones) != 1 else ''} with /{template.name}?")
             if others:
-                question += f" Each phone gets it once; its {others} other waiting text(s) are answered empty."
+                question += (f" Each phone gets it once; the {others} other waiting "
+                             f"text{'s are' if others != 1 else ' is'} answered empty.")
 
             def confirmed(yes: bool | None) -> None:
                 if yes:
@@ -105,7 +106,9 @@ class DeskActions(_Base):
 
             self.push_screen(ConfirmScreen(question, yes="enter: answer them", no="escape: cancel"), confirmed)
 
-        self.push_screen(PickTemplateScreen(templates, f"Answer {which} conversation(s) with which template?"), picked)
+        whom = (f"the {len(phones)} marked conversation{'s' if len(phones) != 1 else ''}" if queue.marked
+                else f"every waiting text ({texts} from {len(phones)} phone{'s' if len(phones) != 1 else ''})")
+        self.push_screen(PickTemplateScreen(templates, f"Answer {whom} with which template?"), picked)
 
     async def _answer_in_bulk(self, phones: list[str], template: Template) -> None:
         queue = self.query_one(HeldQueue)
@@ -129,6 +132,11 @@ class DeskActions(_Base):
                     composer.item = None
                 queue.remove({item.seq})
         queue.marked.clear()
+        for phone in phones:  # answered texts are not unread: the operator dealt with them
+            contact = await self.backend.contact(phone)
+            if contact is not None:
+                self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
+                await self.backend.mark_read(phone, contact.messages_in)
         self.notify(f"Answered {sent} with /{template.name}" + (f"; {refused} could not be" if refused else ""),
                     timeout=4)
         self._auto_select(after_send=True)

@@ -59,7 +59,7 @@ def phone_row(contact: ContactState, unread: int, width: int, now: float) -> Tex
         row.append(" ⊘", style="red")
     if contact.loop_flagged:
         row.append(" ∞", style="yellow")
-    stamp = when(contact.last_at, now)
+    stamp = when(contact.active_at, now)
     if stamp:
         row.append(f" {stamp}", style="dim")
     room = width - row.cell_len - 3
