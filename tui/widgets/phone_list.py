@@ -30,6 +30,9 @@ from ..safe import safe_line
 PAGE = 200
 """Phones read at a time; the next page comes when the cursor reaches the end."""
 
+WITH_TIME = 40
+"""Narrower rows leave the time out: the last message says more at 80 columns."""
+
 DIRECTION = {"in": "←", "out": "→", "fallback": "⤺"}
 """The arrow before the last message: from the texter, from us, the fallback answered."""
 
@@ -60,10 +63,10 @@ def phone_row(contact: ContactState, unread: int, width: int, now: float) -> Tex
     if contact.loop_flagged:
         row.append(" ∞", style="yellow")
     stamp = when(contact.active_at, now)
-    if stamp:
+    if stamp and width >= WITH_TIME:
         row.append(f" {stamp}", style="dim")
     room = width - row.cell_len - 3
-    if room > 4 and (contact.last_text or contact.last_dir == "fallback"):
+    if room >= 6 and (contact.last_text or contact.last_dir == "fallback"):
         row.append(f" {DIRECTION.get(contact.last_dir, '·')} ", style="dim")
         if contact.last_text:
             row.append_text(safe_line(contact.last_text, "" if unread else "dim", room))
@@ -124,13 +127,19 @@ class PhoneList(OptionList):
     def _row(self, contact: ContactState) -> Text:
         return phone_row(contact, unread_count(contact, self.seen), max(20, self._width), time.time())
 
+    def _row_width(self) -> int:
+        """The columns a row's text gets: the list's, less an option's padding (one column
+        each side) and the scrollbar's room (kept even before rows overflow: the list of
+        every phone soon does, and a row must not be cut when the bar appears)."""
+        return self.size.width - 2 - self.styles.scrollbar_size_vertical
+
     def _render_rows(self) -> None:
-        self._width = self.scrollable_content_region.width or self.size.width
+        self._width = self._row_width()
         self.clear_options()
         self.add_options(Option(self._row(contact), id=f"p:{contact.phone}") for contact in self._contacts)
 
     def on_resize(self) -> None:
-        if self._contacts and (self.scrollable_content_region.width or self.size.width) != self._width:
+        if self._contacts and self._row_width() != self._width:
             self.show(self._contacts)
 
     @on(OptionList.OptionSelected)
