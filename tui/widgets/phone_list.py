@@ -72,6 +72,8 @@ def phone_row(contact: ContactState, unread: int, width: int, now: float) -> Tex
             row.append_text(safe_line(contact.last_text, "" if unread else "dim", room))
         else:  # the fallback was an empty answer: nothing reached the texter
             row.append("fallback, nothing sent"[:room], style="dim italic")
+    elif room >= 6 and (contact.blacklisted or contact.loop_flagged):  # no conversation yet
+        row.append(" " + ("opted out" if contact.blacklisted else "auto-reply loop")[:room], style="dim italic")
     return row
 
 
