@@ -212,7 +212,7 @@ class HistoryStore(HistoryReads):
         try:
             self._catalog = Catalog(path)
             self._writer_catalog = Catalog(path)
-            self._ix = HistoryIndex(self._catalog, self._doc_at)
+            self._ix = HistoryIndex(self._catalog)
             self._ix.load()
         except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
             self._close_catalogs()
@@ -222,7 +222,7 @@ class HistoryStore(HistoryReads):
             self.notices.append(f"index {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
             self._catalog = Catalog(path)
             self._writer_catalog = Catalog(path)
-            self._ix = HistoryIndex(self._catalog, self._doc_at)
+            self._ix = HistoryIndex(self._catalog)
 
     def _close_catalogs(self) -> None:
         for catalog in (self._catalog, self._writer_catalog):

@@ -303,3 +303,32 @@ def test_an_index_of_the_previous_version_is_rebuilt_with_the_phone_list_columns
     store = HistoryStore.open(history, segment_records=5, progress=progress.append)
     assert progress == [] and store.contact("5550000009").last_text == "other 11"
     store.close()
+
+
+@pytest.mark.parametrize("reopen", [False, True])
+def test_a_long_thread_is_read_a_page_at_a_time_back_to_its_start(data_dir, reopen):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    texter, other = "+15550201", "+15550202"
+    for i in range(60):
+        cb = store.add_callback(incoming(texter, f"text {i}", at=T0 + i))
+        store.add_callback(incoming(other, f"noise {i}", at=T0 + i))
+        if i % 3 == 0:
+            store.add_response(response(cb, f"answer {i}"))
+    if reopen:
+        store.close()
+        store = HistoryStore.open(data_dir, segment_records=7)
+    whole = store.thread(texter, limit=1_000)
+    assert len(whole) == 80
+    pages, before = [], 0
+    while True:
+        page = store.thread_page(texter, limit=9, before=before)
+        pages.append(page)
+        assert len(page.entries) == (9 if page.more else 80 % 9)
+        if not page.more:
+            break
+        before = page.before
+    assert [e for page in reversed(pages) for e in page.entries] == whole
+    assert pages[0].entries == whole[-9:] and pages[-1].before == 0
+    assert [e.text for e in pages[-1].entries][:2] == ["text 0", "answer 0"]
+    assert store.thread_page(texter, limit=1_000).more is False
+    store.close()
