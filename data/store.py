@@ -32,7 +32,9 @@ background, in one transaction; until that commits, reads use them from memory. 
 reads the catalog's header (contacts are read when asked for), files any closed segment the catalog lacks (a
 crash between a rotation and its filing; every one for a history of the previous format:
 an upgrade), and loads the live segment into TinyDB, filing it with the code `add_*` uses.
-Nothing at open reads a closed segment the catalog holds.
+Nothing at open reads a closed segment the catalog holds. A clean `close()` closes and
+files a live segment of `CLOSE_AT` (5,000) records or more, so after it the next open
+replays at most that many; a full live segment (50,000) is replayed only after a crash.
 
 Recovery. A torn final line of the live segment (crash mid-write) is cut off and reported
 in `notices`. A segment with garbage lines elsewhere (or a closed one cut mid-line) is moved
@@ -84,6 +86,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CLOSE_AT = 5_000
+"""A live segment with this many records (or a full one) is closed at a clean close."""
 
 
 
@@ -405,6 +410,18 @@ class HistoryStore(HistoryReads):
             except OSError:
                 pass
 
+    def _close_live_segment(self) -> None:
+        """At a clean close, close a live segment of `CLOSE_AT` records or more and file it
+        (close() waits for the filing), so the next open replays at most that many records:
+        a full segment is replayed only after a crash. A failure leaves it live: the next
+        open replays it, as after a crash."""
+        live = self._live
+        if live is not None and len(live.offs) >= min(CLOSE_AT, self.segment_records):
+            try:
+                self._rotate()
+            except StoreError as exc:
+                log.warning("history segment %s stays live: %s", live.no, exc)
+
     def stats(self) -> StoreStats:
         ix = self._ix
         c, r, o = ix.counts
@@ -416,6 +433,7 @@ class HistoryStore(HistoryReads):
             return
         try:
             if self._commit.broken is None:
+                self._close_live_segment()
                 self.sync_blocking()
                 self._trim_live()
         finally:

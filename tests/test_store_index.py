@@ -17,6 +17,7 @@ import pytest
 
 from data import CallbackRecord, HistoryStore, OutboundRecord
 from data import catalog as catalog_module
+from data import store as store_module
 from tests.test_store import T0, dr, event, incoming, response
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,8 +70,9 @@ def view(store: HistoryStore) -> tuple:
     """Everything a console can read back, through the public API."""
     contacts = store.contacts(limit=10_000)
     seqs = range(1, store.stats().callbacks + store.stats().outbound + 2)
+    st = store.stats()
     return (
-        store.stats(),
+        (st.callbacks, st.responses, st.outbound, st.phones),  # a clean close may add a segment
         contacts,
         {c.phone: store.contact(c.phone) for c in contacts},
         {c.phone: store.thread(c.phone, limit=10_000) for c in contacts},
@@ -331,4 +333,40 @@ def test_a_long_thread_is_read_a_page_at_a_time_back_to_its_start(data_dir, reop
     assert pages[0].entries == whole[-9:] and pages[-1].before == 0
     assert [e.text for e in pages[-1].entries][:2] == ["text 0", "answer 0"]
     assert store.thread_page(texter, limit=1_000).more is False
+    store.close()
+
+
+def test_a_clean_close_files_a_big_live_segment_so_the_next_open_replays_nothing(data_dir, monkeypatch):
+    monkeypatch.setattr(store_module, "CLOSE_AT", 20)
+    store = HistoryStore.open(data_dir, segment_records=1_000)
+    for _ in range(3):  # a small live segment stays live: no new segment per restart
+        store.add_callback(incoming("+15550301", "short", at=T0))
+        store.close()
+        store = HistoryStore.open(data_dir, segment_records=1_000)
+    assert store.stats().segments == 1
+    mixed_history(store, 60)
+    before = view(store)
+    store.close()
+    # the live segment was closed and indexed; the new live one is empty
+    sizes = {p.name: p.stat().st_size for p in sorted(data_dir.glob("seg-*.jsonl"))}
+    assert list(sizes) == ["seg-000001.jsonl", "seg-000002.jsonl"] and sizes["seg-000002.jsonl"] == 0
+    loaded: list[str] = []
+    real = store_module.JournalStorage.__init__
+
+    def counting(self, path, **kwargs):
+        loaded.append(Path(path).name)
+        return real(self, path, **kwargs)
+
+    def replaying(path, *args, **kwargs):
+        loaded.append(f"replayed {Path(path).name}")
+        return real_load(path, *args, **kwargs)
+
+    real_load = store_module.load_journal
+    monkeypatch.setattr(store_module.JournalStorage, "__init__", counting)
+    monkeypatch.setattr(store_module, "load_journal", replaying)
+    progress: list[str] = []
+    store = HistoryStore.open(data_dir, segment_records=1_000, progress=progress.append)
+    # only the (empty) live segment is opened; no closed one is replayed
+    assert loaded == ["seg-000002.jsonl"] and progress == [] and store.notices == []
+    assert view(store) == before and store.stats().segments == 2
     store.close()
