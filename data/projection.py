@@ -35,14 +35,15 @@ FINAL = 8
 """A delivery state is a code (index into DELIVERY_NAMES) | FINAL once the SL says so."""
 
 _FLAGS = {
-    "session_closed": ("session_open", False),
-    "subscription_created": ("subscribed", True),
-    "subscription_canceled": ("subscribed", False),
-    "phone_blacklisted": ("blacklisted", True),
-    "phone_unblacklisted": ("blacklisted", False),
-    "auto_reply_loop": ("loop_flagged", True),
+    "session_closed": (0, False),
+    "subscription_created": (1, True),
+    "subscription_canceled": (1, False),
+    "phone_blacklisted": (2, True),
+    "phone_unblacklisted": (2, False),
+    "auto_reply_loop": (3, True),
 }
-"""Callback types that set one flag on every phone they name."""
+"""Callback types that set one flag on every phone they name: (which, value), `which`
+indexing (session_open, subscribed, blacklisted, loop_flagged)."""
 
 
 @lru_cache(maxsize=1 << 16)
@@ -116,7 +117,7 @@ def next_contact(
       knows) becomes its `last_*`.
     """
     s = state
-    session_open, subscribed, blacklisted, loop_flagged = s.session_open, s.subscribed, s.blacklisted, s.loop_flagged
+    flags = [s.session_open, s.subscribed, s.blacklisted, s.loop_flagged]
     tags, last_seen, carrier = s.tags, s.last_seen, s.carrier
     messages_in, messages_out, missed = s.messages_in, s.messages_out, s.missed
     kind = doc["kind"]
@@ -127,23 +128,16 @@ def next_contact(
         typ = doc["type"]
         phones = doc["phones"]
         if typ == "incoming_message" and phones and phone_key(phones[0]) == s.phone:
-            session_open = True
+            flags[0] = True
             carrier = str(doc["parsed"].get("carrier_name") or carrier)
             messages_in += 1
         elif typ in _FLAGS:
-            name, value = _FLAGS[typ]
-            if name == "session_open":
-                session_open = value
-            elif name == "subscribed":
-                subscribed = value
-            elif name == "blacklisted":
-                blacklisted = value
-            else:
-                loop_flagged = value
+            which, value = _FLAGS[typ]
+            flags[which] = value
     elif kind == "response":
         decision = doc.get("decision") or {}
         if decision.get("close_session"):
-            session_open = False
+            flags[0] = False
         new_tags = decision.get("tags")
         if new_tags and answered_type == "subscription_created":
             tags = tuple(str(t) for t in new_tags)
@@ -159,7 +153,7 @@ def next_contact(
         last_at, last_text, last_dir = s.last_at, s.last_text, s.last_dir
     # positional, in the field order of ContactState: the ingest path builds one per record
     new = ContactState(
-        s.phone, session_open, subscribed, tags, blacklisted, loop_flagged, last_seen, carrier,
+        s.phone, flags[0], flags[1], tags, flags[2], flags[3], last_seen, carrier,
         messages_in, messages_out, last_at, last_text, last_dir, missed,
     )
     return s if new == s else new

@@ -152,7 +152,7 @@ class HistoryReads:
         """
         segments = self._segments_snapshot()
         total = sum(self._ix.counts)
-        return search_segments(self.data_dir, segments, text.lower(), max(1, batch), limit, total)
+        return search_segments(self.data_dir, segments, needle=text.lower(), batch=max(1, batch), limit=limit, total=total)
 
     def export_jsonl(self, out: TextIO) -> int:
         """Write the whole history, oldest first, one JSON object per line; returns the count.

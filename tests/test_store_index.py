@@ -17,6 +17,7 @@ import pytest
 
 from data import CallbackRecord, HistoryStore, OutboundRecord
 from data import catalog as catalog_module
+from data import opening as opening_module
 from data import store as store_module
 from tests.test_store import T0, dr, event, incoming, response
 
@@ -351,7 +352,7 @@ def test_a_clean_close_files_a_big_live_segment_so_the_next_open_replays_nothing
     sizes = {p.name: p.stat().st_size for p in sorted(data_dir.glob("seg-*.jsonl"))}
     assert list(sizes) == ["seg-000001.jsonl", "seg-000002.jsonl"] and sizes["seg-000002.jsonl"] == 0
     loaded: list[str] = []
-    real = store_module.JournalStorage.__init__
+    real = opening_module.JournalStorage.__init__
 
     def counting(self, path, **kwargs):
         loaded.append(Path(path).name)
@@ -361,9 +362,9 @@ def test_a_clean_close_files_a_big_live_segment_so_the_next_open_replays_nothing
         loaded.append(f"replayed {Path(path).name}")
         return real_load(path, *args, **kwargs)
 
-    real_load = store_module.load_journal
-    monkeypatch.setattr(store_module.JournalStorage, "__init__", counting)
-    monkeypatch.setattr(store_module, "load_journal", replaying)
+    real_load = opening_module.load_journal
+    monkeypatch.setattr(opening_module.JournalStorage, "__init__", counting)
+    monkeypatch.setattr(opening_module, "load_journal", replaying)
     progress: list[str] = []
     store = HistoryStore.open(data_dir, segment_records=1_000, progress=progress.append)
     # only the (empty) live segment is opened; no closed one is replayed
