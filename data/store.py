@@ -98,6 +98,8 @@ class StoreStats:
     outbound: int
     phones: int
     segments: int
+    live_records: int = 0
+    """Records in the live segment (what the next open replays after a crash)."""
 
 
 class HistoryStore(HistoryLoading, HistoryReads):
@@ -327,7 +329,9 @@ class HistoryStore(HistoryLoading, HistoryReads):
     def stats(self) -> StoreStats:
         ix = self._ix
         c, r, o = ix.counts
-        return StoreStats(callbacks=c, responses=r, outbound=o, phones=ix.phones, segments=len(ix.closed) + 1)
+        live = len(self._live.offs) if self._live is not None else 0
+        return StoreStats(callbacks=c, responses=r, outbound=o, phones=ix.phones, segments=len(ix.closed) + 1,
+                          live_records=live)
 
     def close(self) -> None:
         """Write + fsync everything and close the files. Safe to call twice."""
