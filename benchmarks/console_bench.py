@@ -356,7 +356,7 @@ def make_app(data_dir: Path, **gateway: Any) -> tuple[Any, Any]:
     from server.process.gc_policy import settle_gc
     from server.config import Config, GatewayConfig
     from server.backend.local import LocalBackend
-from tui.app import SwitchboardApp
+    from tui.app import SwitchboardApp
 
     store = HistoryStore.open(data_dir)
     settle_gc()  # as run.py does once the history is open
@@ -383,6 +383,7 @@ async def part_thread(history: Path) -> list[Row]:
 
     from data.store import HistoryStore
     from server.process.gc_policy import settle_gc
+    from server.backend.local import LocalBackend
     from server.config import Config, GatewayConfig
     from tui.app import SwitchboardApp
     from tui.widgets.thread_view import ThreadView
@@ -422,7 +423,7 @@ async def part_thread(history: Path) -> list[Row]:
                 idle_s.append(time.perf_counter() - t)
                 lines = max(lines, len(app.query_one(ThreadView).lines))
                 await asyncio.sleep(0.02)
-            entries = len(store.thread(busiest[0], 300)) if busiest else 0
+            entries = len(store.thread_page(busiest[0]).entries) if busiest else 0  # what the console reads
             worst = max(idle_s)
             rows.append(row("1 open a phone's thread (_show_phone → screen settled)",
                             f"max {ms(worst)}, p50 {ms(pct(idle_s, 50))} ({len(phones)} phones; "

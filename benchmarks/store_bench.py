@@ -5,10 +5,13 @@
 Each size N uses the history in `{base}{N in millions}m` (e.g. /tmp/hist20m), building it
 with make_history.py first if it is missing (about 45 s per million records here). Every
 size is measured in a fresh process: open() time and RSS, `run.py --headless` start to the
-first 200 on a posted callback (and its RSS), thread(phone), contacts(500),
-recent_callbacks(200), the first search hit, and durable ingest (add_callback + await
-sync() from 64 tasks: group commit). The ingest phase appends `--ingest` records to each
-history; RSS after it is reported too.
+first 200 on a posted callback (and its RSS), how many live records open replayed, a
+thread's newest page (what the console reads: 50 entries) and the page before it,
+contacts(500), recent_callbacks(200), the first search hit, and durable ingest
+(add_callback + await sync() from 64 tasks: group commit). The ingest phase appends
+`--ingest` records to each history; RSS after it is reported too. `--crash` adds a
+crash-recovery open: the live segment filled, the writer killed with SIGKILL, and the
+open that replays it timed in a fresh process (imports included).
 
     python benchmarks/store_bench.py --one DIR     # one history, the same rows, as JSON
 """
@@ -60,13 +63,19 @@ def measure_one(data_dir: Path, ingest: int, tasks: int, query: str) -> dict[str
     busiest = [c.phone for c in sorted(everyone, key=lambda c: -c.messages_in)[:5]]
     rng = random.Random(1)
     phones = busiest + [c.phone for c in rng.sample(everyone, min(15, len(everyone)))]
-    times = []
+    rows["live segment replayed at open"] = f"{st.live_records:,} records"
+    newest, older = [], []
     for p in phones:
         t = time.perf_counter()
-        store.thread(p)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    rows["thread(phone) median / max"] = f"{_ms(times[len(times) // 2])} / {_ms(times[-1])}"
+        page = store.thread_page(p)
+        newest.append(time.perf_counter() - t)
+        if page.more:
+            t = time.perf_counter()
+            store.thread_page(p, before=page.before)
+            older.append(time.perf_counter() - t)
+    for label, times in (("thread_page(phone): newest 50", newest), ("  the page before it", older)):
+        times.sort()
+        rows[f"{label}, median / max"] = f"{_ms(times[len(times) // 2])} / {_ms(times[-1])}" if times else "none"
     t = time.perf_counter()
     store.contacts()
     rows["contacts(500)"] = _ms(time.perf_counter() - t)
@@ -106,6 +115,48 @@ def measure_one(data_dir: Path, ingest: int, tasks: int, query: str) -> dict[str
     store.close()
     rows["close()"] = f"{time.perf_counter() - t:.2f} s"
     return rows
+
+
+CRASH_WITH_FULL_LIVE = """
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from data import CallbackRecord, HistoryStore
+store = HistoryStore.open(sys.argv[2], progress=lambda line: None)
+while store.stats().live_records < store.segment_records - 1:
+    phone = "+1777%06d" % (store.stats().live_records % 50_000)
+    store.add_callback(CallbackRecord(
+        seq=0, received_at=time.time(), type="incoming_message",
+        fields={"type": "incoming_message", "phone_number": phone, "message": "crash"},
+        parsed={"phone_number": phone, "body": "before the crash", "carrier_name": "Bench"},
+        phones=(phone,), peer="127.0.0.1", app="Bench", held=True))
+    if store.stats().live_records % 5_000 == 0:
+        store.sync_blocking()
+store.sync_blocking()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+OPEN_ONLY = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+t = time.perf_counter()
+from data import HistoryStore
+store = HistoryStore.open(sys.argv[2], progress=lambda line: None)
+took = time.perf_counter() - t
+rss = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")][0] / 1024
+live = store.stats().live_records
+store.close()
+print(json.dumps({"open after a crash with a full live segment": f"{took:.2f} s ({live:,} replayed)",
+                  "  RSS after that open": f"{rss:.0f} MB"}))
+"""
+
+
+def open_after_crash(data_dir: Path) -> dict[str, str]:
+    """Fill the live segment, kill -9 the writer, then open in a fresh process (import
+    included): what a crash-recovery replay costs, at most one live segment."""
+    subprocess.run([sys.executable, "-c", CRASH_WITH_FULL_LIVE, str(ROOT), str(data_dir)], check=False)
+    out = subprocess.run([sys.executable, "-c", OPEN_ONLY, str(ROOT), str(data_dir)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def headless_ready(data_dir: Path) -> dict[str, str]:
@@ -153,6 +204,8 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--ingest", type=int, default=50_000)
     ap.add_argument("--query", default="refund coupon")
+    ap.add_argument("--crash", action="store_true",
+                    help="also: fill the live segment, kill -9, and time the open that replays it")
     args = ap.parse_args()
     if args.one is not None:
         print(json.dumps(measure_one(args.one, args.ingest, args.tasks, args.query)))
@@ -169,6 +222,8 @@ def main() -> None:
                               "--tasks", str(args.tasks), "--query", args.query],
                              capture_output=True, text=True, check=True).stdout
         rows.update(json.loads(out.strip().splitlines()[-1]))
+        if args.crash:
+            rows.update(open_after_crash(data_dir))
         columns.append((label, rows))
         print(f"measured {label}", file=sys.stderr)
     keys = list(columns[0][1])

@@ -15,6 +15,7 @@ from .models import (
     ResponseRecord,
     ThreadEntry,
     ThreadHit,
+    ThreadPage,
 )
 from .paths import default_data_dir
 
@@ -43,5 +44,6 @@ __all__ = [
     "StoreStats",
     "ThreadEntry",
     "ThreadHit",
+    "ThreadPage",
     "default_data_dir",
 ]

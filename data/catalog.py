@@ -8,7 +8,9 @@ holds. A crash at any moment leaves it at the last whole segment; `open()` files
 after that again. Tables:
 
 - `segments(no, size, records)`: the closed segments indexed, with their byte sizes.
-- `byseq(seq, loc, callback)`: every callback and outbound send by sequence number.
+- `byseq(seq, loc, callback)`: every callback and outbound send by sequence number;
+  `callback` is a `KIND_*` code (0: an outbound send), so the rules that depend on the
+  type of the callback an answer is for (tags, missed texts) read no record back.
 - `responses(cb_seq, loc)`: the response to each callback.
 - `blocks(seg, phone, prev, locs)`: a phone's thread entries in one segment, linked to its
   previous block (`prev`: the segment of that block, 0 at the first), so a thread is read
@@ -33,15 +35,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .layout import LOC_SHIFT
 from .models import ContactState
 
-__all__ = ["CATALOG_NAME", "Catalog", "SegmentFiling", "VERSION"]
+__all__ = [
+    "CATALOG_NAME", "Catalog", "KIND_CALLBACK", "KIND_CODES", "KIND_OUTBOUND", "KIND_TYPES", "SegmentFiling", "VERSION",
+]
 
 CATALOG_NAME = "index.sqlite3"
 VERSION = 3
 """3: contacts keep their newest thread entry and missed count, listed by activity;
 2: phones keyed by `normalise_phone` (1 kept them as written). An index of another version
 is rebuilt from the segments at open (data/store.py), with progress."""
+
+KIND_OUTBOUND, KIND_CALLBACK, KIND_INCOMING, KIND_SUBSCRIPTION = 0, 1, 2, 3
+"""What a `byseq` row is: an outbound send, a callback, and the two held callback types."""
+KIND_CODES = {"incoming_message": KIND_INCOMING, "subscription_created": KIND_SUBSCRIPTION}
+KIND_TYPES = {KIND_INCOMING: "incoming_message", KIND_SUBSCRIPTION: "subscription_created", KIND_CALLBACK: ""}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,6 +151,11 @@ class Catalog:
         row = self._db.execute("SELECT loc FROM byseq WHERE seq = ?", (seq,)).fetchone()
         return row[0] if row else -1
 
+    def kind(self, seq: int) -> int | None:
+        """The `KIND_*` code of `seq` (None: not indexed)."""
+        row = self._db.execute("SELECT callback FROM byseq WHERE seq = ?", (seq,)).fetchone()
+        return row[0] if row else None
+
     def response_loc(self, cb_seq: int) -> int:
         row = self._db.execute("SELECT loc FROM responses WHERE cb_seq = ?", (cb_seq,)).fetchone()
         return row[0] if row else -1
@@ -153,21 +168,29 @@ class Catalog:
         row = self._db.execute("SELECT head FROM contacts WHERE phone = ?", (phone,)).fetchone()
         return row[0] if row else 0
 
-    def thread_locs(self, phone: str, head: int, limit: int) -> list[array]:
-        """Up to `limit` of the phone's newest thread locations, as arrays newest block first
-        (each oldest first), following the blocks back from segment `head`."""
+    def thread_locs(self, phone: str, head: int, limit: int, before: int = 0) -> list[array]:
+        """Up to `limit` of the phone's newest thread locations below `before` (0: all), as
+        arrays newest block first (each oldest first), following the blocks back from
+        segment `head` (or from `before`'s segment, when the phone has a block there)."""
         parts: list[array] = []
         got = 0
         query = self._db.execute
         seg = head
+        if before:
+            start = before >> LOC_SHIFT
+            if start < head and query("SELECT 1 FROM blocks WHERE seg = ? AND phone = ?", (start, phone)).fetchone():
+                seg = start
         while seg > 0 and got < limit:
             row = query("SELECT prev, locs FROM blocks WHERE seg = ? AND phone = ?", (seg, phone)).fetchone()
             if row is None:
                 break
             part = array("q")
             part.frombytes(row[1])
-            parts.append(part)
-            got += len(part)
+            if before and part and part[-1] >= before:
+                part = array("q", [loc for loc in part if loc < before])
+            if part:
+                parts.append(part)
+                got += len(part)
             seg = row[0]
         return parts
 

@@ -109,15 +109,15 @@ def response_detail(doc: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int]) -> ThreadEntry:
+def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int], order: int = 0) -> ThreadEntry:
     """How a stored document shows in a thread; `delivery(mid)` is a message id's delivery
-    state (0 if none yet)."""
+    state (0 if none yet), `order` its place in the history (`ThreadEntry.order`)."""
     kind = doc["kind"]
     if kind == "callback":
         tag = doc["parsed"].get("tag") if isinstance(doc.get("parsed"), dict) else ""
         return ThreadEntry(
             at=doc["received_at"], direction="in", text=body_of(doc), who="texter", seq=doc["seq"],
-            detail=f"thread tag: {tag}" if tag else "",
+            detail=f"thread tag: {tag}" if tag else "", order=order,
         )
     if kind == "response":
         decision = doc.get("decision") or {}
@@ -128,6 +128,7 @@ def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int]) -> Thre
             who=doc["answered_by"],
             seq=doc["callback_seq"],
             detail=response_detail(doc),
+            order=order,
         )
     mids = tuple(doc.get("message_ids") or ())
     states = []
@@ -150,4 +151,5 @@ def thread_entry(doc: Mapping[str, Any], delivery: Callable[[str], int]) -> Thre
         delivery=tuple(states),  # type: ignore[arg-type]
         final=bool(finals) and all(finals),
         detail=doc.get("error") or "",
+        order=order,
     )

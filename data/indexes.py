@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from .catalog import VERSION, Catalog, SegmentFiling, contact_row
+from .catalog import KIND_CALLBACK, KIND_CODES, KIND_OUTBOUND, KIND_TYPES, VERSION, Catalog, SegmentFiling, contact_row
 from .models import ContactState
 from .projection import concerned_phones, needs_answered_type, next_contact, next_delivery, shows_in_thread
 
@@ -30,8 +30,9 @@ class Overlay:
         self.locs = array("q")
         """Location by `seq - first_seq` (-1: none); seqs are consecutive within a segment."""
         self.is_callback = bytearray()
+        """What each seq is, by `seq - first_seq`: a `catalog.KIND_*` code (0: an outbound send)."""
         self.stray: dict[int, tuple[int, int]] = {}
-        """seq -> (loc, is callback) for a seq below `first_seq` (an old, repaired history)."""
+        """seq -> (loc, kind code) for a seq below `first_seq` (an old, repaired history)."""
         self.responses: dict[int, int] = {}
         self.threads: dict[str, array] = {}
         self.mids: dict[str, int] = {}
@@ -56,6 +57,14 @@ class Overlay:
         else:
             self.stray[seq] = (loc, callback)
 
+    def kind(self, seq: int) -> int | None:
+        """The seq's `catalog.KIND_*` code, None if this segment does not have it."""
+        i = seq - self.first_seq
+        if 0 <= i < len(self.locs):
+            return self.is_callback[i] if self.locs[i] >= 0 else None
+        hit = self.stray.get(seq)
+        return hit[1] if hit else None
+
     def loc(self, seq: int) -> int | None:
         i = seq - self.first_seq
         if 0 <= i < len(self.locs):
@@ -67,12 +76,10 @@ class Overlay:
 
 class HistoryIndex:
     """Every index of one history: `catalog` for the segments it holds, overlays for the
-    rest. `doc_at(loc)` reads a stored document back (None if it cannot be read); only the
-    tag rule needs it, for an answer to an old callback."""
+    rest."""
 
-    def __init__(self, catalog: Catalog, doc_at: Callable[[int], dict | None]) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.doc_at = doc_at
         self.contacts: dict[str, ContactState] = {}
         """The contacts read or changed since open (the catalog holds the rest)."""
         self.phones = 0
@@ -124,7 +131,7 @@ class HistoryIndex:
         else:
             seq = doc["seq"]
             callback = kind == "callback"
-            live.set_seq(seq, loc, callback)
+            live.set_seq(seq, loc, KIND_CODES.get(doc["type"], KIND_CALLBACK) if callback else KIND_OUTBOUND)
             self.counts[0 if callback else 2] += 1
             if seq >= self.next_seq:
                 self.next_seq = seq + 1
@@ -136,11 +143,12 @@ class HistoryIndex:
             if state is None:
                 state = ContactState(phone)
                 self.phones += 1
-            new = next_contact(state, doc, answered_type=answered)
+            in_thread = shows_in_thread(doc, phone)
+            new = next_contact(state, doc, answered_type=answered, in_thread=in_thread)
             if new is not state or phone not in contacts:
                 contacts[phone] = new
                 live.changed.add(phone)
-            if shows_in_thread(doc, phone):
+            if in_thread:
                 locs = live.threads.get(phone)
                 if locs is None:
                     locs = live.threads[phone] = array("q")
@@ -156,12 +164,13 @@ class HistoryIndex:
             self.live.mids[mid] = state
 
     def _callback_type(self, seq: int) -> str | None:
-        loc = self.loc(seq)
-        if loc >= 0:
-            doc = self.doc_at(loc)
-            if doc is not None and doc.get("kind") == "callback":
-                return doc.get("type")
-        return None
+        """The type of callback `seq` as far as the rules care (a held type), from the index
+        alone: an answer's rules never read a record back."""
+        for ov in self._overlays():
+            code = ov.kind(seq)
+            if code is not None:
+                return KIND_TYPES.get(code)
+        return KIND_TYPES.get(self.catalog.kind(seq))
 
     # ---- closing a segment -------------------------------------------------------------
 
@@ -264,8 +273,10 @@ class HistoryIndex:
                 return state
         return self.catalog.delivery(mid)
 
-    def thread_locs(self, phone: str, limit: int) -> list[int]:
-        """The locations of the phone's newest `limit` thread entries, oldest first."""
+    def thread_locs(self, phone: str, limit: int, before: int = 0) -> list[int]:
+        """The locations of the phone's newest `limit` thread entries below `before` (0:
+        the newest of all), oldest first. Locations grow along a thread, so `before` is
+        the oldest location a reader has."""
         overlays = self._overlays()  # before the head: a segment filed meanwhile is then in it
         head = self.catalog.head(phone)
         newest: list[int] = []
@@ -273,10 +284,10 @@ class HistoryIndex:
             if ov.no > head:
                 part = ov.threads.get(phone)
                 if part:
-                    newest[:0] = part
+                    newest[:0] = part if not before else [loc for loc in part if loc < before]
         out = newest[-limit:]
         if len(out) < limit and head:
-            for part in self.catalog.thread_locs(phone, head, limit - len(out)):
+            for part in self.catalog.thread_locs(phone, head, limit - len(out), before):
                 out[:0] = part
             out = out[-limit:]
         return out

@@ -98,6 +98,23 @@ class ThreadEntry:
     final: bool = False
     detail: str = ""
     """Extra facts: close_session, reprocess, tags, timed out, errors."""
+    order: int = 0
+    """Where the entry is in the history (larger: newer; 0: not read from it). A thread
+    page's oldest `order` is the `before` that asks for the page before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPage:
+    """A run of a phone's conversation, oldest first, and whether older entries exist."""
+
+    entries: list[ThreadEntry]
+    more: bool
+    """True when the thread has entries older than the first of `entries`."""
+
+    @property
+    def before(self) -> int:
+        """What to pass as `before` for the page older than this one (0: none)."""
+        return self.entries[0].order if self.more and self.entries else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,14 +35,15 @@ FINAL = 8
 """A delivery state is a code (index into DELIVERY_NAMES) | FINAL once the SL says so."""
 
 _FLAGS = {
-    "session_closed": ("session_open", False),
-    "subscription_created": ("subscribed", True),
-    "subscription_canceled": ("subscribed", False),
-    "phone_blacklisted": ("blacklisted", True),
-    "phone_unblacklisted": ("blacklisted", False),
-    "auto_reply_loop": ("loop_flagged", True),
+    "session_closed": (0, False),
+    "subscription_created": (1, True),
+    "subscription_canceled": (1, False),
+    "phone_blacklisted": (2, True),
+    "phone_unblacklisted": (2, False),
+    "auto_reply_loop": (3, True),
 }
-"""Callback types that set one flag on every phone they name."""
+"""Callback types that set one flag on every phone they name: (which, value), `which`
+indexing (session_open, subscribed, blacklisted, loop_flagged)."""
 
 
 @lru_cache(maxsize=1 << 16)
@@ -98,7 +99,9 @@ def last_entry(doc: Mapping[str, Any]) -> tuple[float, str, LastDirection]:
     return doc["sent_at"], str(doc.get("body") or "")[:LAST_TEXT_CHARS], "out"
 
 
-def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: str | None = None) -> ContactState:
+def next_contact(
+    state: ContactState, doc: Mapping[str, Any], *, answered_type: str | None = None, in_thread: bool | None = None,
+) -> ContactState:
     """The contact state of `state.phone` after `doc` (a stored record that concerns it);
     `state` itself when nothing changes.
 
@@ -110,11 +113,11 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
       (`answered_type`); one that ends without an operator's answer (timed out, caller gone,
       overflow) to an incoming_message counts as missed.
     - An outbound send counts out unless it failed to send.
-    - An entry of the phone's thread (`shows_in_thread`) becomes its `last_*`.
+    - An entry of the phone's thread (`shows_in_thread`, or `in_thread` when the caller
+      knows) becomes its `last_*`.
     """
     s = state
-    flags = {"session_open": s.session_open, "subscribed": s.subscribed,
-             "blacklisted": s.blacklisted, "loop_flagged": s.loop_flagged}
+    flags = [s.session_open, s.subscribed, s.blacklisted, s.loop_flagged]
     tags, last_seen, carrier = s.tags, s.last_seen, s.carrier
     messages_in, messages_out, missed = s.messages_in, s.messages_out, s.missed
     kind = doc["kind"]
@@ -125,16 +128,16 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
         typ = doc["type"]
         phones = doc["phones"]
         if typ == "incoming_message" and phones and phone_key(phones[0]) == s.phone:
-            flags["session_open"] = True
+            flags[0] = True
             carrier = str(doc["parsed"].get("carrier_name") or carrier)
             messages_in += 1
         elif typ in _FLAGS:
-            name, value = _FLAGS[typ]
-            flags[name] = value
+            which, value = _FLAGS[typ]
+            flags[which] = value
     elif kind == "response":
         decision = doc.get("decision") or {}
         if decision.get("close_session"):
-            flags["session_open"] = False
+            flags[0] = False
         new_tags = decision.get("tags")
         if new_tags and answered_type == "subscription_created":
             tags = tuple(str(t) for t in new_tags)
@@ -144,12 +147,14 @@ def next_contact(state: ContactState, doc: Mapping[str, Any], *, answered_type: 
             missed += 1
     elif not doc.get("error"):
         messages_out += 1
-    last_at, last_text, last_dir = (
-        last_entry(doc) if shows_in_thread(doc, s.phone) else (s.last_at, s.last_text, s.last_dir))
+    if shows_in_thread(doc, s.phone) if in_thread is None else in_thread:
+        last_at, last_text, last_dir = last_entry(doc)
+    else:
+        last_at, last_text, last_dir = s.last_at, s.last_text, s.last_dir
+    # positional, in the field order of ContactState: the ingest path builds one per record
     new = ContactState(
-        phone=s.phone, tags=tags, last_seen=last_seen, carrier=carrier, messages_in=messages_in,
-        messages_out=messages_out, last_at=last_at, last_text=last_text, last_dir=last_dir,
-        missed=missed, **flags,
+        s.phone, flags[0], flags[1], tags, flags[2], flags[3], last_seen, carrier,
+        messages_in, messages_out, last_at, last_text, last_dir, missed,
     )
     return s if new == s else new
 

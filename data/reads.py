@@ -12,7 +12,7 @@ from typing import Any, Iterator, TextIO
 from .codec import CODECS, thread_entry
 from .indexes import HistoryIndex
 from .layout import LOC_SHIFT, OFF_MASK, seg_name
-from .models import CallbackRecord, ContactState, OutboundRecord, ResponseRecord, ThreadEntry
+from .models import CallbackRecord, ContactState, OutboundRecord, ResponseRecord, ThreadEntry, ThreadPage
 from .projection import phone_key
 from .export import export_docs, export_lines
 from .scan import SearchProgress, search_segments
@@ -78,15 +78,23 @@ class HistoryReads:
 
     def thread(self, phone: str, limit: int = 500) -> list[ThreadEntry]:
         """The last `limit` entries of a phone's conversation, oldest first."""
+        return self.thread_page(phone, limit).entries
+
+    def thread_page(self, phone: str, limit: int = 50, before: int = 0) -> ThreadPage:
+        """The newest `limit` entries of a phone's conversation older than `before` (an
+        entry's `order`; 0: the newest of all), oldest first. Reads `limit` + 1 locations
+        (one to know whether there are more) and `limit` records, however long the thread."""
         if limit <= 0:
-            return []
+            return ThreadPage(entries=[], more=False)
         delivery = self._ix.delivery
+        locs = self._ix.thread_locs(phone_key(phone), limit + 1, before)
+        more = len(locs) > limit
         out: list[ThreadEntry] = []
-        for loc in self._ix.thread_locs(phone_key(phone), limit):
+        for loc in locs[1:] if more else locs:
             doc = self._doc_at(loc)
             if doc is not None:
-                out.append(thread_entry(doc, delivery))
-        return out
+                out.append(thread_entry(doc, delivery, loc))
+        return ThreadPage(entries=out, more=more)
 
     def recent_callbacks(self, limit: int = 200) -> list[CallbackRecord]:
         """The newest `limit` callbacks, oldest first."""
@@ -144,7 +152,7 @@ class HistoryReads:
         """
         segments = self._segments_snapshot()
         total = sum(self._ix.counts)
-        return search_segments(self.data_dir, segments, text.lower(), max(1, batch), limit, total)
+        return search_segments(self.data_dir, segments, needle=text.lower(), batch=max(1, batch), limit=limit, total=total)
 
     def export_jsonl(self, out: TextIO) -> int:
         """Write the whole history, oldest first, one JSON object per line; returns the count.

@@ -57,6 +57,7 @@ def _hit(doc: Mapping[str, Any], needle: str) -> ThreadHit | None:
 def search_segments(
     data_dir: Path,
     segments: list[tuple[int, list[dict] | None, int]],
+    *,
     needle: str,
     batch: int,
     limit: int,

@@ -32,7 +32,9 @@ background, in one transaction; until that commits, reads use them from memory. 
 reads the catalog's header (contacts are read when asked for), files any closed segment the catalog lacks (a
 crash between a rotation and its filing; every one for a history of the previous format:
 an upgrade), and loads the live segment into TinyDB, filing it with the code `add_*` uses.
-Nothing at open reads a closed segment the catalog holds.
+Nothing at open reads a closed segment the catalog holds. A clean `close()` closes and
+files a live segment of `CLOSE_AT` (5,000) records or more, so after it the next open
+replays at most that many; a full live segment (50,000) is replayed only after a crash.
 
 Recovery. A torn final line of the live segment (crash mid-write) is cut off and reported
 in `notices`. A segment with garbage lines elsewhere (or a closed one cut mid-line) is moved
@@ -60,18 +62,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .catalog import CATALOG_NAME, VERSION, Catalog, SegmentFiling
+from .catalog import Catalog, SegmentFiling
 from .codec import CODECS, callback_doc
 from .commit import FLUSH_SOON, BackgroundChain, GroupCommit
 from .indexes import HistoryIndex
-from .journal import JournalStorage, load_journal, move_aside
-from .layout import IDX_RE, LOC_SHIFT, SEG_RE, TABLE, StoreError, StoreInUse, seg_name, why
+from .journal import JournalStorage
+from .layout import LOC_SHIFT, StoreError, StoreInUse, why
 from .models import CallbackRecord, OutboundRecord, ResponseRecord
-from .opening import catalog_problem, lock_dir, probe_space, release_free_memory, to_stderr
+from .opening import HistoryLoading, lock_dir, probe_space, release_free_memory, to_stderr
 from .reads import HistoryReads
 from .export import export_on_disk
 from .scan import SearchProgress
-from .segments import Existing, MemSegment, SegmentDB
+from .segments import MemSegment
 
 __all__ = [
     "FLUSH_SOON",
@@ -85,6 +87,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+CLOSE_AT = 5_000
+"""A live segment with this many records (or a full one) is closed at a clean close."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,11 @@ class StoreStats:
     outbound: int
     phones: int
     segments: int
+    live_records: int = 0
+    """Records in the live segment (what the next open replays after a crash)."""
 
 
-class HistoryStore(HistoryReads):
+class HistoryStore(HistoryLoading, HistoryReads):
     """Every callback, response and outbound record, with per-phone state and threads."""
 
     def __init__(self, data_dir: Path, *, segment_records: int, lock_fd: int) -> None:
@@ -170,103 +176,6 @@ class HistoryStore(HistoryReads):
             if catalog is not None:
                 catalog.close()
         os.close(self._lock_fd)
-
-    def _load(self, progress: Callable[[str], None]) -> None:
-        names = os.listdir(self.data_dir)
-        segs = sorted(int(m.group(1)) for n in names if (m := SEG_RE.match(n)))
-        live_no = segs[-1] if segs else 1
-        closed = segs[:-1]
-        path = self.data_dir / CATALOG_NAME
-        upgrade = not path.exists() and bool(closed)
-        self._open_catalogs()
-        problem = catalog_problem(self.data_dir, self._ix, closed)
-        rebuild = problem is not None
-        if problem:
-            self.notices.append(f"{problem}; rebuilding the index")
-        elif self._ix.version != VERSION:  # an index of another format: built again, nothing lost
-            progress(f"the index in {self.data_dir} is of format {self._ix.version}; rebuilding it")
-            upgrade = rebuild = True
-        if rebuild:
-            self._close_catalogs()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            self._open_catalogs()
-        todo = [n for n in closed if n > self._ix.covered]
-        if len(todo) > 1 or upgrade:
-            verb = "upgrading" if upgrade else "indexing"
-            progress(f"{verb} history in {self.data_dir}: {len(todo)} segments")
-        for i, n in enumerate(todo, 1):
-            self._file_closed(n)
-            if len(todo) > 1 and (i % 10 == 0 or i == len(todo)):
-                progress(f"  {i}/{len(todo)} segments indexed")
-        for name in names:
-            if IDX_RE.match(name):  # the previous version's sidecars: the catalog replaces them
-                (self.data_dir / name).unlink(missing_ok=True)
-        self._ix.begin(live_no)
-        self._live = self._open_mem_segment(live_no)
-
-    def _open_catalogs(self) -> None:
-        """Open the catalog (twice: the loop's reader and the filing threads' writer); one
-        that SQLite cannot read is moved aside and built again."""
-        path = self.data_dir / CATALOG_NAME
-        try:
-            self._catalog = Catalog(path)
-            self._writer_catalog = Catalog(path)
-            self._ix = HistoryIndex(self._catalog, self._doc_at)
-            self._ix.load()
-        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
-            self._close_catalogs()
-            aside = move_aside(path)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            self.notices.append(f"index {path.name} was damaged ({exc}); kept as {aside.name}, rebuilding")
-            self._catalog = Catalog(path)
-            self._writer_catalog = Catalog(path)
-            self._ix = HistoryIndex(self._catalog, self._doc_at)
-
-    def _close_catalogs(self) -> None:
-        for catalog in (self._catalog, self._writer_catalog):
-            if catalog is not None:
-                catalog.close()
-        self._catalog = self._writer_catalog = None
-
-    def _file_closed(self, n: int) -> None:
-        """Replay closed segment `n` into the indexes and file it in the catalog."""
-        entries, size = load_journal(self.data_dir / seg_name(n), self.notices, fast=True, closed=True)
-        base = n << LOC_SHIFT
-        ix = self._ix
-        ix.begin(n)
-        for off, obj in entries:
-            doc = obj.get("d")
-            if doc is not None and obj["t"] == TABLE:
-                ix.add(doc, base | off)
-        del entries
-        filing = ix.close_live(size, n + 1)
-        assert self._writer_catalog is not None
-        self._writer_catalog.file(filing)
-        ix.filed(n)
-
-    def _open_mem_segment(self, n: int) -> MemSegment:
-        path = self.data_dir / seg_name(n)
-        base = n << LOC_SHIFT
-        loaded: list[tuple[int, int, dict]] = []
-
-        def on_entry(off: int, obj: dict) -> None:
-            if obj["t"] == TABLE:
-                loaded.append((off, obj["i"], obj["d"]))
-
-        storage = JournalStorage(path, notices=self.notices, on_entry=on_entry)
-        ms = MemSegment(n, storage, SegmentDB(storage=Existing(storage)))
-        self._mem[n] = ms
-        raw = ms.raw()
-        for off, doc_id, doc in loaded:
-            # a document replaced later in the journal is indexed once, at its last line
-            if raw.get(str(doc_id)) is not doc:
-                continue
-            ms.offs.append(off)
-            ms.ids.append(doc_id)
-            self._ix.add(doc, base | off)
-        return ms
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -405,10 +314,24 @@ class HistoryStore(HistoryReads):
             except OSError:
                 pass
 
+    def _close_live_segment(self) -> None:
+        """At a clean close, close a live segment of `CLOSE_AT` records or more and file it
+        (close() waits for the filing), so the next open replays at most that many records:
+        a full segment is replayed only after a crash. A failure leaves it live: the next
+        open replays it, as after a crash."""
+        live = self._live
+        if live is not None and len(live.offs) >= min(CLOSE_AT, self.segment_records):
+            try:
+                self._rotate()
+            except StoreError as exc:
+                log.warning("history segment %s stays live: %s", live.no, exc)
+
     def stats(self) -> StoreStats:
         ix = self._ix
         c, r, o = ix.counts
-        return StoreStats(callbacks=c, responses=r, outbound=o, phones=ix.phones, segments=len(ix.closed) + 1)
+        live = len(self._live.offs) if self._live is not None else 0
+        return StoreStats(callbacks=c, responses=r, outbound=o, phones=ix.phones, segments=len(ix.closed) + 1,
+                          live_records=live)
 
     def close(self) -> None:
         """Write + fsync everything and close the files. Safe to call twice."""
@@ -416,6 +339,7 @@ class HistoryStore(HistoryReads):
             return
         try:
             if self._commit.broken is None:
+                self._close_live_segment()
                 self.sync_blocking()
                 self._trim_live()
         finally:

@@ -4,11 +4,12 @@ the in-process backend: composer, queue, thread and search all work through the 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit
+from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit, ThreadPage
 from server.backend import (
     AnswerOutcome,
     AnswerRefused,
@@ -108,6 +109,13 @@ class FakeBackend:
             messages_out=sum(e.direction == "out" for e in entries), last_seen=last.at,
             last_at=last.at, last_text=last.text, last_dir="in" if last.direction == "in" else "out",
         )
+
+    async def thread_page(self, phone: str, *, before: int = 0, limit: int = 50) -> ThreadPage:
+        entries = [dataclasses.replace(e, order=i + 1) for i, e in enumerate(self.threads.get(phone, []))]
+        if before:
+            entries = entries[:before - 1]
+        page = entries[-limit:] if limit > 0 else []
+        return ThreadPage(entries=page, more=len(entries) > len(page))
 
     async def contact(self, phone: str) -> ContactState | None:
         return self._contact(phone) if phone in self.threads else None

@@ -17,6 +17,8 @@ import pytest
 
 from data import CallbackRecord, HistoryStore, OutboundRecord
 from data import catalog as catalog_module
+from data import opening as opening_module
+from data import store as store_module
 from tests.test_store import T0, dr, event, incoming, response
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,8 +71,9 @@ def view(store: HistoryStore) -> tuple:
     """Everything a console can read back, through the public API."""
     contacts = store.contacts(limit=10_000)
     seqs = range(1, store.stats().callbacks + store.stats().outbound + 2)
+    st = store.stats()
     return (
-        store.stats(),
+        (st.callbacks, st.responses, st.outbound, st.phones),  # a clean close may add a segment
         contacts,
         {c.phone: store.contact(c.phone) for c in contacts},
         {c.phone: store.thread(c.phone, limit=10_000) for c in contacts},
@@ -302,4 +305,69 @@ def test_an_index_of_the_previous_version_is_rebuilt_with_the_phone_list_columns
     progress.clear()
     store = HistoryStore.open(history, segment_records=5, progress=progress.append)
     assert progress == [] and store.contact("5550000009").last_text == "other 11"
+    store.close()
+
+
+@pytest.mark.parametrize("reopen", [False, True])
+def test_a_long_thread_is_read_a_page_at_a_time_back_to_its_start(data_dir, reopen):
+    store = HistoryStore.open(data_dir, segment_records=7)
+    texter, other = "+15550201", "+15550202"
+    for i in range(60):
+        cb = store.add_callback(incoming(texter, f"text {i}", at=T0 + i))
+        store.add_callback(incoming(other, f"noise {i}", at=T0 + i))
+        if i % 3 == 0:
+            store.add_response(response(cb, f"answer {i}"))
+    if reopen:
+        store.close()
+        store = HistoryStore.open(data_dir, segment_records=7)
+    whole = store.thread(texter, limit=1_000)
+    assert len(whole) == 80
+    pages, before = [], 0
+    while True:
+        page = store.thread_page(texter, limit=9, before=before)
+        pages.append(page)
+        assert len(page.entries) == (9 if page.more else 80 % 9)
+        if not page.more:
+            break
+        before = page.before
+    assert [e for page in reversed(pages) for e in page.entries] == whole
+    assert pages[0].entries == whole[-9:] and pages[-1].before == 0
+    assert [e.text for e in pages[-1].entries][:2] == ["text 0", "answer 0"]
+    assert store.thread_page(texter, limit=1_000).more is False
+    store.close()
+
+
+def test_a_clean_close_files_a_big_live_segment_so_the_next_open_replays_nothing(data_dir, monkeypatch):
+    monkeypatch.setattr(store_module, "CLOSE_AT", 20)
+    store = HistoryStore.open(data_dir, segment_records=1_000)
+    for _ in range(3):  # a small live segment stays live: no new segment per restart
+        store.add_callback(incoming("+15550301", "short", at=T0))
+        store.close()
+        store = HistoryStore.open(data_dir, segment_records=1_000)
+    assert store.stats().segments == 1
+    mixed_history(store, 60)
+    before = view(store)
+    store.close()
+    # the live segment was closed and indexed; the new live one is empty
+    sizes = {p.name: p.stat().st_size for p in sorted(data_dir.glob("seg-*.jsonl"))}
+    assert list(sizes) == ["seg-000001.jsonl", "seg-000002.jsonl"] and sizes["seg-000002.jsonl"] == 0
+    loaded: list[str] = []
+    real = opening_module.JournalStorage.__init__
+
+    def counting(self, path, **kwargs):
+        loaded.append(Path(path).name)
+        return real(self, path, **kwargs)
+
+    def replaying(path, *args, **kwargs):
+        loaded.append(f"replayed {Path(path).name}")
+        return real_load(path, *args, **kwargs)
+
+    real_load = opening_module.load_journal
+    monkeypatch.setattr(opening_module.JournalStorage, "__init__", counting)
+    monkeypatch.setattr(opening_module, "load_journal", replaying)
+    progress: list[str] = []
+    store = HistoryStore.open(data_dir, segment_records=1_000, progress=progress.append)
+    # only the (empty) live segment is opened; no closed one is replayed
+    assert loaded == ["seg-000002.jsonl"] and progress == [] and store.notices == []
+    assert view(store) == before and store.stats().segments == 2
     store.close()

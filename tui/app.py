@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from data.models import ThreadEntry
+from data.models import ThreadEntry, ThreadPage
 from data.phones import normalise_phone
 from server.backend import (
     AnswerRefused,
@@ -423,7 +423,8 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
     async def _read_phone(self, phone: str) -> None:
         composer = self.query_one(Composer)
         answering = item_phone(composer.item)
-        entries = await self.backend.thread(phone, 300) if phone else []
+        page = await self.backend.thread_page(phone) if phone else ThreadPage(entries=[], more=False)
+        entries = page.entries
         contact = await self.backend.contact(phone) if phone else None
         notes = await self.backend.notes(phone) if phone else []
         if answering and answering != phone:
@@ -434,7 +435,7 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             return  # the operator has moved on; a newer read is on its way
         self._entries = entries
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
-        self.query_one(ThreadView).show(phone, entries)
+        self.query_one(ThreadView).show(phone, entries, more=page.more)
         self.query_one(ContactPanel).show(phone, contact, notes)
         if contact is not None:
             self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
@@ -443,6 +444,15 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         if notes:
             title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
         show_text(self.query_one("#thread-title", Static), title, layout=False)
+
+    @on(ThreadView.OlderWanted)
+    def _older_wanted(self, event: ThreadView.OlderWanted) -> None:
+        self.run_worker(partial(self._read_older, event.phone, event.before), group="thread-older",
+                        exclusive=True, name="read-older")
+
+    async def _read_older(self, phone: str, before: int) -> None:
+        page = await self.backend.thread_page(phone, before=before)
+        self.query_one(ThreadView).add_older(phone, page)
 
     def open_phone(self, phone: str) -> None:
         """Show the conversation the operator asked for, and keep it on screen.

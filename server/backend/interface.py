@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Protocol, Union
 
-from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit
+from data.models import CallbackRecord, ContactState, ThreadEntry, ThreadHit, ThreadPage
 from server.sms.contract import Decision
 from server.sms.templates import Template
 
@@ -121,6 +121,12 @@ class ConsoleBackend(Protocol):
         ...
 
     async def thread(self, phone: str, limit: int = 300) -> list[ThreadEntry]: ...
+
+    async def thread_page(self, phone: str, *, before: int = 0, limit: int = 50) -> ThreadPage:
+        """The newest `limit` entries of the phone's conversation older than `before` (an
+        entry's `order`; 0: the newest), oldest first, and whether there are older ones
+        (`ThreadPage.before` asks for them). Its cost does not grow with the thread."""
+        ...
 
     async def contact(self, phone: str) -> ContactState | None: ...
 

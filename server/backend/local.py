@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, TypeVar
 
-from data.models import CallbackRecord, ContactState, OutboundRecord, ThreadEntry
+from data.models import CallbackRecord, ContactState, OutboundRecord, ThreadEntry, ThreadPage
 from data.phones import normalise_phone
 from data.store import HistoryStore
 from data.tables import Repository
@@ -162,6 +162,9 @@ class LocalBackend:
 
     async def thread(self, phone: str, limit: int = 300) -> list[ThreadEntry]:
         return await self._read(self.store.thread, normalise_phone(phone), limit)
+
+    async def thread_page(self, phone: str, *, before: int = 0, limit: int = 50) -> ThreadPage:
+        return await self._read(self.store.thread_page, normalise_phone(phone), limit, before)
 
     async def contact(self, phone: str) -> ContactState | None:
         return await self._read(self.store.contact, normalise_phone(phone))

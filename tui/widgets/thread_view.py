@@ -1,15 +1,19 @@
 """The conversation with one phone: every message in and every reply out, with times
-and who answered."""
+and who answered. It shows the newest page of a long thread; `pageup` at its top asks for
+the page before (the app reads it and hands it to `add_older`)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import RichLog
 
-from data.models import ThreadEntry
+from data.models import ThreadEntry, ThreadPage
 
 from ..safe import safe_line, safe_text
 
@@ -57,22 +61,85 @@ def render_entry(entry: ThreadEntry) -> Text:
     return line
 
 
+OLDER_HINT = "▲ older entries: pageup here to load them"
+
+
 class ThreadView(RichLog):
-    """Shows the thread set with `show()`; new entries are appended with `append()`."""
+    """Shows the thread set with `show()`; older pages are put in front with `add_older()`."""
 
     DEFAULT_CSS = """
     ThreadView { height: 1fr; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=2000, min_width=20)
-        self.phone: str = ""
+    BINDINGS = [
+        Binding("pageup", "older", "Older", id="thread_older",
+                tooltip="Page up; at the top of the conversation, load its older entries"),
+    ]
 
-    def show(self, phone: str, entries: list[ThreadEntry]) -> None:
+    @dataclass
+    class OlderWanted(Message):
+        """The operator asked for the entries before the oldest one shown."""
+
+        phone: str
+        """Whose conversation."""
+        before: int
+        """The oldest shown entry's `order` (what `thread_page(before=...)` takes)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, max_lines=None, min_width=20)
+        self.phone: str = ""
+        self._newest: list[ThreadEntry] = []
+        self._older: list[ThreadEntry] = []
+        """Entries of older pages the operator loaded, kept while the same phone is shown."""
+        self._more = False
+        self._asked = False
+
+    @property
+    def has_older(self) -> bool:
+        """Whether the conversation has entries older than those shown."""
+        return self._more
+
+    def show(self, phone: str, entries: list[ThreadEntry], *, more: bool = False) -> None:
+        """Show `phone`'s newest entries; `more`: it has older ones. Older pages loaded for
+        the same phone stay in front."""
+        if phone != self.phone:
+            self._older = []
+        if self._older:  # keep what the operator paged back to, up to the new page
+            first = entries[0].order if entries else 0
+            self._older = [e for e in self._older + self._newest if 0 < e.order < first]
+        if not self._older:
+            self._more = more
         self.phone = phone
+        self._newest = entries
+        self._render(scroll_end=True)
+
+    def add_older(self, phone: str, page: ThreadPage) -> None:
+        """Put the page before the oldest entry shown in front (nothing if the phone changed)."""
+        self._asked = False
+        if phone != self.phone:
+            return
+        self._older = page.entries + self._older
+        self._more = page.more
+        self._render(scroll_end=False)
+        self.scroll_home(animate=False)
+
+    def _render(self, *, scroll_end: bool) -> None:
         self.clear()
+        entries = self._older + self._newest
         if not entries:
             self.write(Text("No messages with this phone yet.", style="dim"))
             return
+        if self._more:
+            self.write(Text(OLDER_HINT, style="dim italic"), scroll_end=scroll_end)
         for entry in entries:
-            self.write(render_entry(entry))
+            self.write(render_entry(entry), scroll_end=scroll_end)
+
+    def action_older(self) -> None:
+        """Page up; at the top, ask for the page before the oldest entry shown."""
+        if self.scroll_y > 0 or not self._more:
+            self.scroll_page_up()
+            return
+        entries = self._older or self._newest
+        if entries and not self._asked:
+            self._asked = True
+            self.post_message(self.OlderWanted(self.phone, entries[0].order))
