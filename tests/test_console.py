@@ -176,6 +176,7 @@ async def test_history_is_shown_after_a_restart(tmp_path):
 async def _text_after_restart(tmp_path, widget: str) -> str:
     """Reopen the history in tmp_path/h, start the console on it, return `widget`'s text."""
     from data.store import HistoryStore
+    from tui.widgets.event_log import EventLog
 
     second = HistoryStore.open(tmp_path / "h")
     try:
@@ -184,7 +185,9 @@ async def _text_after_restart(tmp_path, widget: str) -> str:
             # The history is read off the UI loop: wait for the pane to be filled.
             text = ""
             for _ in range(250):
-                text = "".join(strip.text for strip in app.query_one(widget).lines)
+                shown = app.query_one(widget)
+                lines = shown.plain_lines() if isinstance(shown, EventLog) else [strip.text for strip in shown.lines]
+                text = "".join(lines)
                 if text.strip() and "No messages" not in text:
                     break
                 await pilot.pause(0.02)
@@ -341,7 +344,7 @@ async def test_an_answer_the_disk_cannot_keep_is_not_shown_as_sent(store, tmp_pa
     # 503 (nothing unrecorded is acknowledged) and the operator must hear of it.
     import resource
 
-    from textual.widgets import RichLog
+    from tui.widgets.event_log import EventLog
 
     app = make_app(store, tmp_path)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -366,8 +369,7 @@ async def test_an_answer_the_disk_cannot_keep_is_not_shown_as_sent(store, tmp_pa
         finally:
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         assert status == 503 and body.startswith("history store unavailable")
-        log_text = "\n".join(strip.text for strip in app.query_one("#events", RichLog).lines)
-        assert "HTTP 503" in log_text
+        await wait_until(pilot, lambda: "HTTP 503" in "\n".join(app.query_one(EventLog).plain_lines()))
 
 
 async def test_an_sl_error_with_markup_is_shown_literally_and_harms_nothing(store, tmp_path, aiohttp_server):

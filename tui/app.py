@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from data.models import ThreadEntry, ThreadPage
+from data.models import CallbackRecord, ThreadEntry, ThreadPage
 from data.phones import normalise_phone
 from server.backend import (
     AnswerRefused,
@@ -43,7 +43,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.new_message import OutboundDraft
 from .widgets.composer import TYPING_GRACE, Composer, item_phone
 from .widgets.contact_panel import ContactPanel
-from .widgets.event_log import EventLog, describe, rejected_line
+from .widgets.event_log import EventLog, LogEntry, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
 from .widgets.phone_list import PhoneList
 from .widgets.status_bar import StatusBar
@@ -51,7 +51,12 @@ from .widgets.steady import SteadyFooter, show_text
 from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
-"""Events are applied in batches at most this long after the first one arrives."""
+"""Events that change rows are applied in batches at most this long after the first one."""
+QUIET_EVERY = 0.1
+"""Callbacks that change no row (the log, the counters) are shown at most this often: a
+flood of delivery reports then costs a list append each, and a few frames a second."""
+FLAG_TYPES = frozenset({"phone_blacklisted", "phone_unblacklisted", "auto_reply_loop"})
+"""Callbacks that need no answer but mark conversations (in the fast lane)."""
 PALETTE_TITLES = {
     "send": "Send the answer",
     "send_empty": "Send an empty answer",
@@ -131,6 +136,9 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         self.config = config
         self.backend = backend
         self._buffer: list[BrokerEvent] = []
+        self._quiet: list[LogEntry] = []
+        """Log entries (and the callbacks behind them) waiting for the quiet lane."""
+        self._quiet_timer: Timer | None = None
         self._flush_timer: Timer | None = None
         self._flush_soon = False
         self._flushed_at = 0.0
@@ -252,10 +260,9 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             self.theme = theme
         self.watch(self, "theme", self._theme_chosen, init=False)
         records = await self.backend.recent_callbacks(200)
-        lines = [describe(record) for record in records if not record.held]
+        lines: list[LogEntry] = [record for record in records if not record.held]
         if lines and self._screen_up():
-            # History is shown whole; only live batches are capped (to keep up under a flood).
-            self.query_one(EventLog).write_batch(lines, limit=len(lines))
+            self.query_one(EventLog).add(lines)
         contacts = await self.backend.contacts(self.query_one(PhoneList).limit)
         if not self._screen_up():
             return
@@ -279,8 +286,15 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
     # -- broker events, in batches -----------------------------------------------------
 
     def _on_broker_event(self, event: BrokerEvent) -> None:
-        """Events are applied in batches: within FLUSH_DELAY, or at the next loop pass for a
-        held text (a person waits for it; what else arrived in that pass comes along)."""
+        """Events are applied in batches. A held text comes at the next loop pass (a person
+        waits for it; what else arrived in that pass comes along), other endings and flags
+        within FLUSH_DELAY; a callback that changes no row (a delivery report) only joins
+        the quiet lane: its log line and the counters show within QUIET_EVERY."""
+        if isinstance(event, CallbackReceived) and event.record.type not in FLAG_TYPES:
+            self._quiet.append(event.record)
+            if self._quiet_timer is None:
+                self._quiet_timer = self.set_timer(QUIET_EVERY, self._apply_quiet, name="flush-quiet")
+            return
         self._buffer.append(event)
         if isinstance(event, ExchangeHeld) and time.monotonic() - self._flushed_at >= FLUSH_DELAY:
             # After a quiet spell a held text is shown at once; in a flood, batches stay
@@ -304,7 +318,6 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         queue = self.query_one(HeldQueue)
         held: list[HeldItem] = []
         ended: dict[int, ExchangeEnded] = {}
-        log_lines: list[Text] = []
         touched: set[str] = set()
         for event in events:
             if isinstance(event, ExchangeHeld):
@@ -314,14 +327,12 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
                 ended[event.seq] = event
                 if event.response is not None and event.response.phone:
                     touched.add(event.response.phone)
-            elif isinstance(event, CallbackReceived):
-                log_lines.append(describe(event.record))
+            elif isinstance(event, CallbackReceived):  # an opt-out or a loop: it marks rows
+                self._quiet.append(event.record)
                 touched.update(event.record.phones)
                 self._note_flags(event.record.type, event.record.phones)
-                if event.record.parsed.get("message_id") in self._thread_ids:
-                    touched.add(self._phone)
             elif isinstance(event, RequestRejected):
-                log_lines.append(rejected_line(event.status, event.reason, event.peer))
+                self._quiet.append(rejected_line(event.status, event.reason, event.peer))
                 if event.seq:
                     # The operator's answer was not sent: saying nothing would look sent.
                     self.notify(f"#{event.seq}: the answer did not go out; the SL got HTTP {event.status} "
@@ -333,8 +344,25 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
             self._ring()
         if ended:
             self._on_ended(ended)
-        if log_lines:
-            self.query_one(EventLog).write_batch(log_lines)
+        if self._quiet and self._quiet_timer is None:
+            self._quiet_timer = self.set_timer(QUIET_EVERY, self._apply_quiet, name="flush-quiet")
+        self._after_changes(touched)
+
+    def _apply_quiet(self) -> None:
+        """The quiet lane: log lines, what they touch (a phone's thread, the phone list) and
+        the counters, at most once per QUIET_EVERY however many callbacks arrived."""
+        self._quiet_timer = None
+        if not self._screen_up() or not self._quiet:
+            return
+        entries, self._quiet = self._quiet, []
+        touched: set[str] = set()
+        thread_ids = self._thread_ids
+        for entry in entries:
+            if isinstance(entry, CallbackRecord) and entry.type not in FLAG_TYPES:
+                touched.update(entry.phones)
+                if entry.parsed.get("message_id") in thread_ids:
+                    touched.add(self._phone)  # a delivery report on the thread on screen
+        self.query_one(EventLog).add(entries)
         self._after_changes(touched)
 
     def _note_flags(self, kind: str, phones: tuple[str, ...]) -> None:
@@ -638,7 +666,9 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
     def _set_window_title(self, title: str) -> None:
         """The terminal's window title (OSC 2), so another window shows texts are waiting.
         `title` is our own text, never a texter's."""
-        self.title = title
+        # Set without App.title's watcher: that repaints the whole screen, on every arrival
+        # and answer; nothing on screen shows it.
+        self.set_reactive(App.title, title)
         if not self.is_headless and self._driver is not None:
             self._driver.write(f"\x1b]2;{title}\x07")
 

@@ -1,22 +1,34 @@
 """The log of callbacks that need no answer (delivery reports, session closes,
 subscriptions, blacklist changes, loops) and of refused requests.
 
-Lines arrive in batches from the app; under a flood only the newest lines of each
-batch are written, with a count of the rest, so the log never slows the console.
+A line-rendering view over the newest MAX_LINES entries: adding an entry only appends it
+(a recorded callback becomes its line when that line is drawn), and a frame draws only the
+visible lines, so a flood of a thousand delivery reports a second costs the console a list
+append each and the screen a few redraws a second (the app adds them in batches). Nothing
+in the kept window is skipped: the operator scrolls back through all of it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
+from typing import Union
 
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from data.models import CallbackRecord
 
 from ..safe import safe_line
+from .steady import set_virtual_size
 
-MAX_LINES_PER_BATCH = 8
+MAX_LINES = 1000
+"""Entries kept (and scrollable); older ones leave the view, not the history."""
+
+LogEntry = Union[CallbackRecord, Text]
+"""A recorded callback (described when drawn) or a line made already."""
 
 _TYPE_STYLE = {
     "delivery_report": "blue",
@@ -60,19 +72,82 @@ def rejected_line(status: int, reason: str, peer: str) -> Text:
     return line
 
 
-class EventLog(RichLog):
+def _as_text(entry: LogEntry) -> Text:
+    return entry if isinstance(entry, Text) else describe(entry)
+
+
+class EventLog(ScrollView, can_focus=True):
+    """The newest MAX_LINES entries, oldest at the top; it follows the newest unless the
+    operator has scrolled up (then the lines on screen stay put)."""
+
     DEFAULT_CSS = """
-    EventLog { height: 1fr; }
+    EventLog {
+        height: 1fr;
+        background: $surface;
+        color: $foreground;
+        overflow-x: hidden;
+        overflow-y: scroll;
+        &:focus { background-tint: $foreground 5%; }
+    }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=False, markup=False, highlight=False, max_lines=1000)
+        super().__init__(id=id)
+        self._entries: deque[LogEntry] = deque(maxlen=MAX_LINES)
+        self._dropped = 0
+        """Entries that have left the front of the window since the start."""
+        self._strips: dict[int, Strip] = {}
+        """Drawn lines by absolute entry number (`_dropped` + index), for this width."""
+        self._width = 0
 
-    def write_batch(self, lines: list[Text], *, limit: int = MAX_LINES_PER_BATCH) -> None:
-        """Write the newest `limit` lines, and a count of the ones left out."""
-        skipped = len(lines) - limit
-        if skipped > 0:
-            self.write(Text(f"… {skipped} more events (see history export)", style="dim italic"))
-            lines = lines[-limit:]
-        for line in lines:
-            self.write(line)
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, entries: list[LogEntry]) -> None:
+        """Append entries and show the newest, if the view was at the bottom."""
+        if not entries:
+            return
+        following = self.scroll_offset.y >= self.max_scroll_y
+        before = len(self._entries)
+        self._entries.extend(entries)
+        gone = before + len(entries) - len(self._entries)  # dropped from the front
+        self._dropped += gone
+        height = len(self._entries)
+        set_virtual_size(self, Size(self.size.width, height))
+        if following:
+            self.scroll_to(y=max(0, height - self.scrollable_content_region.height), animate=False)
+        elif gone:
+            self.scroll_to(y=max(0, self.scroll_offset.y - gone), animate=False)  # the same lines stay
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def plain_lines(self) -> list[str]:
+        """Every kept entry as plain text, oldest first."""
+        return [_as_text(entry).plain for entry in self._entries]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if width != self._width:
+            self._width = width
+            self._strips.clear()
+        index = y + self.scroll_offset.y
+        if not 0 <= index < len(self._entries):
+            return Strip.blank(width, self.rich_style)
+        key = self._dropped + index
+        strip = self._strips.get(key)
+        if strip is None:
+            text = _as_text(self._entries[index])
+            segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
+            strip = Strip(segments).crop_extend(0, width, self.rich_style)
+            if len(self._strips) > 4 * max(1, self.size.height):
+                self._strips.clear()
+            self._strips[key] = strip
+        return strip
+
+    def on_resize(self) -> None:
+        following = self.scroll_offset.y >= self.max_scroll_y
+        self.virtual_size = Size(self.size.width, len(self._entries))
+        if following:
+            self.scroll_end(animate=False, immediate=True)

@@ -11,6 +11,7 @@ cost the same per frame as ten (a ListView of thousands takes seconds).
 from __future__ import annotations
 
 import time
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 
 from rich.style import Style
@@ -27,6 +28,7 @@ from server.backend import HeldItem
 from server.sms.contract import CallbackType
 
 from ..safe import plain_line
+from .steady import set_virtual_size
 
 ORDERS = {
     "oldest": "oldest first",
@@ -96,6 +98,9 @@ class HeldQueue(ScrollView, can_focus=True):
         self._by_phone: dict[str, list[HeldItem]] = {}
         self._phones: list[str] = []
         """Conversation rows in the current order."""
+        self._ranked: list[tuple[tuple, str]] = []
+        """(rank, phone) for each conversation, sorted: `_phones` in the making."""
+        self._ranks: dict[str, tuple] = {}
         self._missed: list[_Missed] = []
         self.marked: set[str] = set()
         self.drafts: set[int] = set()
@@ -130,7 +135,7 @@ class HeldQueue(ScrollView, can_focus=True):
         for item in items:
             self._held[item.seq] = item
             self._by_phone.setdefault(phone_of(item), []).append(item)
-        self._reorder(keep=row)
+        self._reorder(keep=row, changed={phone_of(item) for item in items})
 
     def remove(self, seqs: set[int], missed: dict[int, str] | None = None, at: float = 0.0) -> None:
         """Drop ended exchanges, keeping the cursor on the same row where possible. Those in
@@ -151,7 +156,7 @@ class HeldQueue(ScrollView, can_focus=True):
             else:
                 self._by_phone.pop(phone, None)
                 self.marked.discard(phone)
-        self._reorder(keep=row)
+        self._reorder(keep=row, changed={phone_of(item) for item in gone})
 
     def contains(self, seq: int) -> bool:
         return seq in self._held
@@ -159,14 +164,33 @@ class HeldQueue(ScrollView, can_focus=True):
     def watch_order(self) -> None:
         self._reorder(keep=self._row(self.cursor))
 
-    def _reorder(self, keep: "_Row | None") -> None:
-        groups = self._by_phone
+    def _rank(self, phone: str) -> tuple:
+        """Where a conversation sorts in the current order. The order changes only when
+        texts come or go (a deadline is fixed), so rows move only then."""
+        group = self._by_phone[phone]
         if self.order == "urgent":
-            self._phones = sorted(groups, key=lambda p: min(i.deadline for i in groups[p]))
-        elif self.order == "newest":
-            self._phones = sorted(groups, key=lambda p: -groups[p][-1].seq)
+            return (min(item.deadline for item in group), group[0].seq)
+        if self.order == "newest":
+            return (-group[-1].seq,)
+        return (group[0].seq,)
+
+    def _reorder(self, keep: "_Row | None", changed: set[str] | None = None) -> None:
+        """Put the conversations in order again: only those in `changed` move (found by
+        bisection), or all of them when `changed` is None or a large share of the rows."""
+        ranked, ranks = self._ranked, self._ranks
+        if changed is None or len(changed) > 64 + len(ranked) // 8:
+            ranks.clear()
+            ranks.update((phone, self._rank(phone)) for phone in self._by_phone)
+            ranked[:] = sorted((rank, phone) for phone, rank in ranks.items())
         else:
-            self._phones = sorted(groups, key=lambda p: groups[p][0].seq)
+            for phone in changed:
+                old = ranks.pop(phone, None)
+                if old is not None:
+                    del ranked[bisect_left(ranked, (old, phone))]
+                if phone in self._by_phone:
+                    rank = ranks[phone] = self._rank(phone)
+                    insort(ranked, (rank, phone))
+        self._phones = [phone for _, phone in ranked]
         index = self._index_of(keep) if keep is not None else None
         if index is None:
             index = min(self.cursor, max(0, len(self._phones) - 1))
@@ -243,8 +267,7 @@ class HeldQueue(ScrollView, can_focus=True):
             self.refresh()
 
     def _resized(self) -> None:
-        self.virtual_size = Size(self.size.width, self._rows)
-        self.refresh()
+        set_virtual_size(self, Size(self.size.width, self._rows))
 
     def scroll_to_region_of(self, index: int) -> None:
         top = self.scroll_offset.y
@@ -345,10 +368,8 @@ class HeldQueue(ScrollView, can_focus=True):
         return text
 
     def tick(self) -> None:
-        """Redraw the countdowns (called once a second); least-time-left order re-sorts."""
+        """Redraw the countdowns (called once a second)."""
         if self._held:
-            if self.order == "urgent":
-                self._reorder(keep=self._row(self.cursor))
             self.refresh()
 
     def on_focus(self) -> None:
@@ -358,7 +379,7 @@ class HeldQueue(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self) -> None:
-        self._resized()
+        self.virtual_size = Size(self.size.width, self._rows)
 
 
 @dataclass(frozen=True, slots=True)

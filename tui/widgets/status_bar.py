@@ -12,7 +12,8 @@ from textual.widgets import Static
 class StatusBar(Static):
     gateway_url: reactive[str] = reactive("starting…")
     key_state: reactive[str] = reactive("")
-    counts: reactive[dict[str, int]] = reactive(dict, always_update=True)
+    counts: reactive[dict[str, int]] = reactive(dict)
+    """Assigned a fresh dict each time: the bar redraws only when a count differs."""
     notice: reactive[str] = reactive("")
 
     def render(self) -> Text:

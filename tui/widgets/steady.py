@@ -1,4 +1,5 @@
-"""Redraw only what changed: a footer and a Static update that skip no-op refreshes.
+"""Redraw only what changed: a footer and a Static update that skip no-op refreshes, and a
+scroll view's row count changed without a layout pass.
 
 Textual's Footer recomposes (unmounting and mounting every key) on each bindings signal,
 and `Static.update` asks for a layout pass even when the text is the same; each makes the
@@ -9,8 +10,11 @@ next frame re-arrange and re-render the whole screen, and a key press waits behi
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.screen import Screen
+from textual.scroll_view import ScrollView
 from textual.widgets import Footer, Static
+from textual.widgets._footer import FooterKey
 
 
 def show_text(widget: Static, content: Text | str, *, layout: bool = True) -> None:
@@ -21,6 +25,17 @@ def show_text(widget: Static, content: Text | str, *, layout: bool = True) -> No
     if _same(widget.content, content):
         return
     widget.update(content, layout=layout)
+
+
+def set_virtual_size(view: ScrollView, size: Size) -> None:
+    """Give a line-rendering view of fixed size (its height comes from the CSS) a new
+    scrollable size, without the layout pass of the whole screen that assigning
+    `virtual_size` asks for. Its scrollbars follow, as OptionList does it; a scrollbar
+    that appears or goes still asks for its layout."""
+    if size != view.virtual_size:
+        view.set_reactive(ScrollView.virtual_size, size)
+        view._scroll_update(size)
+    view.refresh()
 
 
 def _same(shown: object, content: Text | str) -> bool:
@@ -63,9 +78,36 @@ class SteadyFooter(Footer):
         if not self.is_attached or screen is not self.screen or not screen.app.app_focus:
             return  # as Footer: no recompose without focus; the signature stays as shown
         signature = self._shown(screen)
-        if signature != self._signature:
-            self._signature = signature
+        if signature == self._signature:
+            return
+        if not self._restyle_in_place(signature):
             super().bindings_changed(screen)
+        self._signature = signature
+
+    def _restyle_in_place(self, signature: tuple) -> bool:
+        """When only keys' enabled states differ (an item comes up or goes: send, send
+        empty...), dim or undim those keys; False when the keys themselves differ.
+
+        A recompose unmounts and mounts every key and restyles each (a fifth of the
+        console's time when items came and went under a flood)."""
+        old = self._signature
+        if old is None or len(old) != len(signature):
+            return False
+        if any(a[:4] != b[:4] or a[5] != b[5] for a, b in zip(old, signature)):
+            return False
+        enabled = {(key, action): on for key, _, _, action, on, _ in signature}
+        # The palette's key is not among the shown bindings: its state never changes here.
+        keys = [key for key in self.query(FooterKey) if not key.has_class("-command-palette")]
+        if any((key.key, key.action) not in enabled for key in keys):
+            return False
+        for key in keys:
+            on = enabled[(key.key, key.action)]
+            if key._disabled == on:
+                # Footer's own state for a dimmed key: the class draws it, the flag makes
+                # a click ring the bell instead of pressing it.
+                key._disabled = not on
+                key.set_class(not on, "-disabled")
+        return True
 
     @staticmethod
     def _shown(screen: Screen) -> tuple:
