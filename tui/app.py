@@ -9,7 +9,7 @@ from functools import partial
 from typing import Iterable
 
 from rich.text import Text
-from textual import events, on
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,10 +18,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from data.models import CallbackRecord, ThreadEntry, ThreadPage
-from data.phones import normalise_phone
+from data.models import CallbackRecord, ThreadEntry
 from server.backend import (
-    AnswerRefused,
     BrokerEvent,
     CallbackReceived,
     ConsoleBackend,
@@ -34,14 +32,15 @@ from server.config import Config
 from server.process.quit_signals import QuitSignals
 from server.process.shutdown import quitting
 
+from .answering import AnsweringActions
+from .conversation import ConversationActions
 from .desk import LAYOUTS, DeskActions
 from .outbound import OutboundActions
 from server.process.gc_policy import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
 from .screens.confirm import ConfirmScreen
-from .screens.new_message import OutboundDraft
-from .widgets.composer import TYPING_GRACE, Composer, item_phone
+from .widgets.composer import TYPING_GRACE, Composer
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, LogEntry, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
@@ -85,7 +84,7 @@ MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
 """Endings that left the texter without the operator's answer: kept as missed rows."""
 
 
-class SwitchboardApp(DeskActions, OutboundActions, App[None]):
+class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, OutboundActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Switchboard"
     # Under 110 columns (an 80x24 terminal) the contact panel gives its room to the
@@ -428,188 +427,6 @@ class SwitchboardApp(DeskActions, OutboundActions, App[None]):
         """True when the operator is busy in a widget that is not the composer or queue."""
         focused = self.focused
         return focused is not None and focused.id in ("phones",)
-
-    # -- selection ---------------------------------------------------------------------
-
-    def _select(self, item: HeldItem, *, focus: bool = True) -> None:
-        composer = self.query_one(Composer)
-        self._browsing = False
-        self.query_one(HeldQueue).select(item.seq)
-        composer.item = item
-        self._show_phone(item.record.phones[0] if item.record.phones else "")
-        if focus:
-            composer.focus_reply()
-
-    def _show_phone(self, phone: str) -> None:
-        """Put `phone`'s conversation on screen; its history is read off the UI loop."""
-        self._phone = phone
-        title = self.query_one("#thread-title", Static)
-        show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
-        self.query_one(Composer).viewing = phone
-        self.run_worker(partial(self._read_phone, phone), group="thread", exclusive=True, name="read-thread")
-
-    async def _read_phone(self, phone: str) -> None:
-        composer = self.query_one(Composer)
-        answering = item_phone(composer.item)
-        page = await self.backend.thread_page(phone) if phone else ThreadPage(entries=[], more=False)
-        entries = page.entries
-        contact = await self.backend.contact(phone) if phone else None
-        notes = await self.backend.notes(phone) if phone else []
-        if answering and answering != phone:
-            composer.contact = await self.backend.contact(answering)
-        elif answering:
-            composer.contact = contact
-        if phone != self._phone or not self._screen_up():
-            return  # the operator has moved on; a newer read is on its way
-        self._entries = entries
-        self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
-        self.query_one(ThreadView).show(phone, entries, more=page.more)
-        self.query_one(ContactPanel).show(phone, contact, notes)
-        if contact is not None:
-            self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
-            await self.backend.mark_read(phone, contact.messages_in)
-        title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
-        if notes:
-            title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
-        show_text(self.query_one("#thread-title", Static), title, layout=False)
-
-    @on(ThreadView.OlderWanted)
-    def _older_wanted(self, event: ThreadView.OlderWanted) -> None:
-        self.run_worker(partial(self._read_older, event.phone, event.before), group="thread-older",
-                        exclusive=True, name="read-older")
-
-    async def _read_older(self, phone: str, before: int) -> None:
-        page = await self.backend.thread_page(phone, before=before)
-        self.query_one(ThreadView).add_older(phone, page)
-
-    def open_phone(self, phone: str) -> None:
-        """Show the conversation the operator asked for, and keep it on screen.
-
-        Its oldest held item comes up in the composer unless the composer is in use (then
-        the composer keeps its draft and says it answers another phone). Auto-selection
-        stays off until the operator picks an item (queue, ctrl+n, a send)."""
-        phone = normalise_phone(phone)
-        composer = self.query_one(Composer)
-        queue = self.query_one(HeldQueue)
-        waiting = queue.waiting(phone)
-        if not composer.in_use and composer.ending is None and waiting:
-            self._select(waiting[0])
-            return
-        if not composer.in_use and composer.ending is None:
-            composer.item = None
-        self._browsing = True
-        self._show_phone(phone)
-
-    # Workers are given the coroutine function, not a coroutine: one replaced by a newer
-    # read before it starts (exclusive) then leaves no coroutine that was never awaited.
-
-    def _refresh_phones(self) -> None:
-        self.run_worker(partial(self._read_phones), group="phones", exclusive=True, name="read-phones")
-
-    async def _read_phones(self) -> None:
-        phones = self.query_one(PhoneList)
-        contacts = await self.backend.contacts(phones.limit)
-        if self._screen_up():
-            phones.show(contacts)
-
-    @on(PhoneList.WantsMore)
-    def _more_phones(self, _event: PhoneList.WantsMore) -> None:
-        self._refresh_phones()
-
-    @on(HeldQueue.Selected)
-    def _queue_selected(self, event: HeldQueue.Selected) -> None:
-        # Moving the cursor over the queue opens each item in the composer; a draft stays
-        # with the item it was typed for (kept per item), so nothing is re-targeted.
-        self._select(event.item, focus=event.focus_reply)
-        if event.missed:
-            self.query_one(Composer).item_ended(event.item.seq, event.missed, event.ended_at)
-            self.refresh_bindings()
-
-    @on(PhoneList.Opened)
-    def _phone_selected(self, event: PhoneList.Opened) -> None:
-        self.open_phone(event.phone)
-
-    # -- answering ---------------------------------------------------------------------
-
-    @on(Composer.Submitted)
-    async def _submitted(self, event: Composer.Submitted) -> None:
-        # The backend returns once the answer is on its way: the screen changes after it.
-        composer = self.query_one(Composer)
-        outcome = await self.backend.answer(event.seq, event.decision)
-        if isinstance(outcome, AnswerRefused):
-            self.notify(outcome.reason, title="Not sent", severity="error")
-            return
-        composer.forget(event.seq)
-        queue = self.query_one(HeldQueue)
-        queue.remove({event.seq})
-        if composer.item is not None and composer.item.seq == event.seq:
-            composer.clear()
-            # Answer next: straight to the next conversation by the queue's order (through
-            # "nothing selected" the inputs would be disabled and restyled for nothing).
-            following = queue.next_item()
-            if following is not None:
-                self._select(following)
-            else:
-                composer.item = None
-        self._browsing = False
-        self._update_counts()
-
-    @on(Composer.FollowUp)
-    def _follow_up(self, event: Composer.FollowUp) -> None:
-        if not self._require_sl():
-            return
-        draft = OutboundDraft(event.phone, event.body, action_expected=True)
-        self.run_worker(partial(self._send_outbound, draft, follow_up=event.seq), group="sl-api", name="follow-up")
-
-    @on(Composer.Discarded)
-    def _discarded(self, event: Composer.Discarded) -> None:
-        self._leave_ended(event.seq)
-
-    def _leave_ended(self, seq: int) -> None:
-        """The ended item `seq` is dealt with: off the queue, and the composer moves on."""
-        composer = self.query_one(Composer)
-        composer.forget(seq)
-        self.query_one(HeldQueue).drop_missed(seq)
-        if composer.item is not None and composer.item.seq == seq:
-            composer.clear()
-            composer.item = None
-            self._browsing = False
-            self._auto_select(after_send=True)
-        self._update_counts()
-
-    def action_discard(self) -> None:
-        self.query_one(Composer).discard()
-
-    def action_send(self) -> None:
-        self.query_one(Composer).submit()
-
-    def action_send_empty(self) -> None:
-        self.query_one(Composer).submit(empty=True)
-
-    def action_toggle_close(self) -> None:
-        self.query_one(Composer).toggle_close_session()
-
-    def action_focus_reprocess(self) -> None:
-        self.query_one(Composer).focus_reprocess()
-
-    def _step(self, delta: int) -> None:
-        """ctrl+n / ctrl+b: the next or previous conversation, by the queue's order."""
-        queue = self.query_one(HeldQueue)
-        phones = queue.conversations
-        if not phones:
-            self.notify("No held callbacks.", severity="information", timeout=2)
-            return
-        current = item_phone(self.query_one(Composer).item)
-        index = 0
-        if current in phones and self.query_one(Composer).answerable:
-            index = max(0, min(len(phones) - 1, phones.index(current) + delta))
-        self._select(queue.waiting(phones[index])[0])
-
-    def action_next_held(self) -> None:
-        self._step(1)
-
-    def action_previous_held(self) -> None:
-        self._step(-1)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "discard":

@@ -1,0 +1,129 @@
+"""Which conversation is on screen: selecting a held text (the composer, the thread and the
+contact follow it), opening a phone from the list or search, and reading a thread, a page
+of older entries and the phone list off the UI loop. Mixed into `SwitchboardApp`
+(tui/app.py), whose state it uses; its message handlers go by name (on_<widget>_<message>),
+which Textual finds on a mixin as on the app itself."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widgets import Static
+
+from data.models import ThreadPage
+from data.phones import normalise_phone
+from server.backend import HeldItem
+
+from .safe import plain_line
+from .widgets.composer import Composer, item_phone
+from .widgets.contact_panel import ContactPanel
+from .widgets.held_queue import HeldQueue
+from .widgets.phone_list import PhoneList
+from .widgets.steady import show_text
+from .widgets.thread_view import ThreadView
+
+if TYPE_CHECKING:
+    from .app import SwitchboardApp
+
+    _Base = SwitchboardApp
+else:
+    _Base = object
+
+
+
+class ConversationActions(_Base):
+    def _select(self, item: HeldItem, *, focus: bool = True) -> None:
+        composer = self.query_one(Composer)
+        self._browsing = False
+        self.query_one(HeldQueue).select(item.seq)
+        composer.item = item
+        self._show_phone(item.record.phones[0] if item.record.phones else "")
+        if focus:
+            composer.focus_reply()
+
+    def _show_phone(self, phone: str) -> None:
+        """Put `phone`'s conversation on screen; its history is read off the UI loop."""
+        self._phone = phone
+        title = self.query_one("#thread-title", Static)
+        show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
+        self.query_one(Composer).viewing = phone
+        self.run_worker(partial(self._read_phone, phone), group="thread", exclusive=True, name="read-thread")
+
+    async def _read_phone(self, phone: str) -> None:
+        composer = self.query_one(Composer)
+        answering = item_phone(composer.item)
+        page = await self.backend.thread_page(phone) if phone else ThreadPage(entries=[], more=False)
+        entries = page.entries
+        contact = await self.backend.contact(phone) if phone else None
+        notes = await self.backend.notes(phone) if phone else []
+        if answering and answering != phone:
+            composer.contact = await self.backend.contact(answering)
+        elif answering:
+            composer.contact = contact
+        if phone != self._phone or not self._screen_up():
+            return  # the operator has moved on; a newer read is on its way
+        self._entries = entries
+        self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
+        self.query_one(ThreadView).show(phone, entries, more=page.more)
+        self.query_one(ContactPanel).show(phone, contact, notes)
+        if contact is not None:
+            self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
+            await self.backend.mark_read(phone, contact.messages_in)
+        title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
+        if notes:
+            title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
+        show_text(self.query_one("#thread-title", Static), title, layout=False)
+
+    def on_thread_view_older_wanted(self, event: ThreadView.OlderWanted) -> None:
+        self.run_worker(partial(self._read_older, event.phone, event.before), group="thread-older",
+                        exclusive=True, name="read-older")
+
+    async def _read_older(self, phone: str, before: int) -> None:
+        page = await self.backend.thread_page(phone, before=before)
+        self.query_one(ThreadView).add_older(phone, page)
+
+    def open_phone(self, phone: str) -> None:
+        """Show the conversation the operator asked for, and keep it on screen.
+
+        Its oldest held item comes up in the composer unless the composer is in use (then
+        the composer keeps its draft and says it answers another phone). Auto-selection
+        stays off until the operator picks an item (queue, ctrl+n, a send)."""
+        phone = normalise_phone(phone)
+        composer = self.query_one(Composer)
+        queue = self.query_one(HeldQueue)
+        waiting = queue.waiting(phone)
+        if not composer.in_use and composer.ending is None and waiting:
+            self._select(waiting[0])
+            return
+        if not composer.in_use and composer.ending is None:
+            composer.item = None
+        self._browsing = True
+        self._show_phone(phone)
+
+    # Workers are given the coroutine function, not a coroutine: one replaced by a newer
+    # read before it starts (exclusive) then leaves no coroutine that was never awaited.
+
+    def _refresh_phones(self) -> None:
+        self.run_worker(partial(self._read_phones), group="phones", exclusive=True, name="read-phones")
+
+    async def _read_phones(self) -> None:
+        phones = self.query_one(PhoneList)
+        contacts = await self.backend.contacts(phones.limit)
+        if self._screen_up():
+            phones.show(contacts)
+
+    def on_phone_list_wants_more(self, _event: PhoneList.WantsMore) -> None:
+        self._refresh_phones()
+
+    def on_held_queue_selected(self, event: HeldQueue.Selected) -> None:
+        # Moving the cursor over the queue opens each item in the composer; a draft stays
+        # with the item it was typed for (kept per item), so nothing is re-targeted.
+        self._select(event.item, focus=event.focus_reply)
+        if event.missed:
+            self.query_one(Composer).item_ended(event.item.seq, event.missed, event.ended_at)
+            self.refresh_bindings()
+
+    def on_phone_list_opened(self, event: PhoneList.Opened) -> None:
+        self.open_phone(event.phone)
