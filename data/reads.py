@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+import orjson
+
 from .codec import CODECS, thread_entry
 from .indexes import HistoryIndex
 from .layout import LOC_SHIFT, OFF_MASK, seg_name
@@ -59,7 +61,10 @@ class HistoryReads:
             return ms.doc_at(off)
         try:
             line = pread_line(self._read_fd(seg), off)
-            return json.loads(line)["d"]
+            try:
+                return orjson.loads(line)["d"]
+            except orjson.JSONDecodeError:  # what only the standard parser reads (NaN)
+                return json.loads(line)["d"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
                 return None  # no file descriptor to spare just now: nothing is damaged
