@@ -65,6 +65,8 @@ class PtyApp:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(master, self._readable)
         self.closed = False
+        self.last_output = time.perf_counter()
+        """When the app last wrote (the time its bytes were read)."""
 
     @property
     def mark(self) -> int:
@@ -88,6 +90,7 @@ class PtyApp:
         except OSError:
             chunk = b""
         now = time.perf_counter()
+        self.last_output = now
         if not chunk:
             self._close_reader()
             return
@@ -137,6 +140,16 @@ class PtyApp:
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+
+    async def settled(self, gap: float, timeout: float = 2.0) -> bool:
+        """Wait until the app has written nothing for `gap` s (its screen has settled);
+        False when it is still drawing after `timeout` s."""
+        deadline = time.perf_counter() + timeout
+        while (now := time.perf_counter()) - self.last_output < gap:
+            if now > deadline:
+                return False
+            await asyncio.sleep(max(0.001, gap - (now - self.last_output)))
+        return True
 
     def _close_reader(self) -> None:
         if not self.closed:
