@@ -340,7 +340,7 @@ class HeldQueue(ScrollView, can_focus=True):
         # No kind column: a new subscriber's row says so in its text. A 10-digit phone takes
         # 10 columns, so the preview keeps a dozen at 120 columns.
         kind = "SUB" if oldest.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
-        text.append(f"{plain_line(phone, 14):<10}", style="bold")
+        text.append(f"{plain_line(phone, 14):<10} ", style="bold")
         marks = ""
         if any(item.seq in self.drafts for item in waiting):
             marks += "✎"
