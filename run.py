@@ -316,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config, store) -> int:
+    from server.gateway.tls_defer import import_aiohttp
     from server.process.event_loop import new_event_loop
+
+    import_aiohttp()  # its TLS certificates are loaded once the gateway listens
 
     # asyncio.run() with a loop that shares each pass fairly (server/process/event_loop.py)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:

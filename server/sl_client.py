@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from data.phones import normalise_phone
+from server.gateway.tls_defer import load_deferred_certificates
 
 NEGATIVE_IDS = {
     "-1": "invalid phone number",
@@ -65,6 +66,7 @@ class SLClient:
     async def _call(self, method: str, params: dict[str, str]) -> tuple[object | None, str]:
         """(decoded JSON, "") or (None, one-line error)."""
         if self._session is None:
+            load_deferred_certificates()  # an https SL API is verified against them
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = self.base_url + method
         try:

@@ -18,6 +18,7 @@ from server.config import GatewayConfig
 from server.gateway.connection import GatewayHTTPServer
 from server.gateway.descriptors import AcceptGate, raise_open_files_limit
 from server.gateway.endpoint import Gateway, GatewayStats
+from server.gateway.tls_defer import load_deferred_certificates
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ class GatewayServer:
                 break
         self.config = replace(self.config, port=port)
         log.info("gateway listening on %s", self.config.url)
+        # the TLS certificates aiohttp's import left unloaded (server/gateway/tls_defer.py):
+        # once the first callbacks have had their turn
+        asyncio.get_running_loop().call_later(1.0, load_deferred_certificates)
         return self.config.url
 
     def _watch_descriptors(self, runner: GatewayRunner, site: web.TCPSite, limit: int) -> None:
