@@ -29,7 +29,9 @@ async def main() -> None:
             for reply in ("Hi! Yes, we're open until 10pm tonight.", "Large pepperoni, 25 minutes."):
                 while composer.item is None:
                     await pilot.pause(0.05)
-                await pilot.press(*reply, "enter")
+                # A second enter confirms a reply to an opted-out phone; on the next text's
+                # empty reply it sends nothing.
+                await pilot.press(*reply, "enter", "enter")
             await pilot.pause(4)
             while composer.item is None:
                 await pilot.pause(0.05)
