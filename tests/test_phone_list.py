@@ -52,13 +52,18 @@ async def test_each_phone_shows_unread_missed_and_its_last_message_across_restar
         assert "→ hi A" in shown["5550000001"] and "●" not in shown["5550000001"], "read: it was on screen"
         assert "✗1" in shown["5550000002"] and "⤺" in shown["5550000002"], "missed; the fallback was last"
         assert "← C waits" in shown["5550000003"] and "✗" not in shown["5550000003"]
+        fourth = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5550000004", "body": "D last"}))
+        await wait_until(pilot, lambda: len(queue) == 2)
     await asyncio.wait_for(third, 5)  # answered with the fallback at quit
+    await asyncio.wait_for(fourth, 5)
     store.close()
 
     store = HistoryStore.open(tmp_path / "history")
     app = make_app(store, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(rows(app)) == 3)
+        await wait_until(pilot, lambda: len(rows(app)) == 4 and app._phone == "5550000004")
+        await pilot.pause(0.3)
+        assert "●1" in rows(app)["5550000004"], "the thread shown by itself at start is not read"
         assert "●1" in rows(app)["5550000003"], "unread is kept across a restart"
         assert "●" not in rows(app)["5550000001"]
         phones = app.query_one(PhoneList)
@@ -72,7 +77,7 @@ async def test_each_phone_shows_unread_missed_and_its_last_message_across_restar
     store = HistoryStore.open(tmp_path / "history")
     app = make_app(store, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: len(rows(app)) == 3)
+        await wait_until(pilot, lambda: len(rows(app)) == 4)
         assert "●" not in rows(app)["5550000003"], "opening the thread read it, for good"
     store.close()
 

@@ -81,3 +81,24 @@ async def test_pageup_at_the_top_loads_older_entries_back_to_the_first(tmp_path:
             request.cancel()
     finally:
         store.close()
+
+
+async def test_a_resize_wraps_the_conversation_again_and_cuts_off_no_word(store, tmp_path: Path):
+    config = Config(gateway=GatewayConfig(port=0, reply_timeout=30), data_dir=tmp_path)
+    app = SwitchboardApp(config, LocalBackend.for_config(config, store))
+    words = "resize test: a moderately long message to see wrapping in the thread pane across sizes"
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(ThreadView)
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.create_task(session.post(app.gateway_url, data={**INCOMING, "body": words}))
+            await wait_until(pilot, lambda: any("resize test" in line for line in shown(view)))
+            narrow = len(shown(view))
+            await pilot.resize_terminal(250, 60)
+            await wait_until(pilot, lambda: any(words in line for line in shown(view)))  # one line at 250
+            await pilot.resize_terminal(80, 24)
+            await wait_until(pilot, lambda: len(shown(view)) == narrow)
+            width = view.scrollable_content_region.width
+            assert all(len(line.rstrip()) <= width for line in shown(view))
+            assert words.split()[-1] in " ".join(shown(view)), "no word is cut off"
+            await pilot.press("ctrl+o")
+            assert (await asyncio.wait_for(request, 5)).status == 200

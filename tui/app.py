@@ -155,6 +155,8 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
         self._phones_dirty = False
         self.pane_layout = "full"
         """Which panes show (desk.LAYOUTS), the operator's choice, remembered."""
+        self._unasked = False
+        """The thread on screen came up by itself at start: showing it marks nothing read."""
         self._browsing = False
         """The operator opened a conversation (search, phone list): auto-selection waits."""
         self._last_key = 0.0
@@ -271,6 +273,7 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
             if contact.blacklisted or contact.loop_flagged:
                 flags[contact.phone] = "blacklisted" if contact.blacklisted else "loop"
         if not self._phone and contacts:
+            self._unasked = True  # shown at start, not chosen: its texts stay unread
             self._show_phone(contacts[0].phone)
         self._show_notices()
 

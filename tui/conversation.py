@@ -36,7 +36,7 @@ else:
 class ConversationActions(_Base):
     def _select(self, item: HeldItem, *, focus: bool = True) -> None:
         composer = self.query_one(Composer)
-        self._browsing = False
+        self._browsing = self._unasked = False
         self.query_one(HeldQueue).select(item.seq)
         composer.item = item
         self._show_phone(item.record.phones[0] if item.record.phones else "")
@@ -68,7 +68,7 @@ class ConversationActions(_Base):
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries, more=page.more)
         self.query_one(ContactPanel).show(phone, contact, notes)
-        if contact is not None:
+        if contact is not None and not self._unasked:
             self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
             await self.backend.mark_read(phone, contact.messages_in)
         title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
@@ -91,6 +91,7 @@ class ConversationActions(_Base):
         the composer keeps its draft and says it answers another phone). Auto-selection
         stays off until the operator picks an item (queue, ctrl+n, a send)."""
         phone = normalise_phone(phone)
+        self._unasked = False
         composer = self.query_one(Composer)
         queue = self.query_one(HeldQueue)
         waiting = queue.waiting(phone)

@@ -17,8 +17,9 @@ HELP = """\
   kind (MSG or SUB, a new subscriber), the phone and the oldest text. Marks: ✎ a draft in
   progress, ✗ a missed text, ⊘ opted out (blacklisted), ∞ auto-reply loop, ● marked for a bulk
   answer. Below the conversations, *miss* rows are texts that timed out or whose caller hung
-  up: open one to write to that phone as a new message (f6). The title counts held and missed
-  texts and names the order.
+  up in this session: open one to write to that phone as a new message (f6). The title counts
+  this session's held and missed texts and names the order (the phone list's ✗ counts keep
+  every miss across restarts).
 - **Phones** (below): every phone with history, most recently active first: ●2 texts in
   you have not had on screen, ✗1 missed texts, ⊘ ∞ as above, the time and the last message
   (← from the texter, → from you, ⤺ the fallback). Enter opens it; more load at the end.

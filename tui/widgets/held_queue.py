@@ -336,7 +336,9 @@ class HeldQueue(ScrollView, can_focus=True):
         text.append("▶" if index == self.cursor else " ", style="bold")
         text.append("●" if phone in self.marked else " ", style="bold magenta")
         text.append(f"{max(0, left):3.0f}s ", style="bold red" if left < URGENT else "bold yellow")
-        text.append(f"×{len(waiting):<2}" if len(waiting) > 1 else "   ", style="bold")
+        count = len(waiting)
+        label = "" if count < 2 else f"×{count}" if count < 100 else "99+"
+        text.append(f"{label:<3} ", style="bold")  # "×12 5550000001": never run into the phone
         # No kind column: a new subscriber's row says so in its text. A 10-digit phone takes
         # 10 columns, so the preview keeps a dozen at 120 columns.
         kind = "SUB" if oldest.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"

@@ -11,6 +11,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+from textual import events
 from textual.widgets import RichLog
 
 from data.models import ThreadEntry, ThreadPage
@@ -93,6 +94,8 @@ class ThreadView(RichLog):
         """Entries of older pages the operator loaded, kept while the same phone is shown."""
         self._more = False
         self._asked = False
+        self._wrapped_at = 0
+        """The width the entries were last wrapped to (a RichLog wraps a line once, when written)."""
 
     @property
     def has_older(self) -> bool:
@@ -123,16 +126,31 @@ class ThreadView(RichLog):
         self._render(scroll_end=False)
         self.scroll_home(animate=False)
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Wrap the entries again to the new width: the texter's words are never cut off
+        (at the end of the conversation it stays at the end)."""
+        if self._wrapped_at and (self._older or self._newest):
+            # After the refresh: the content region the lines wrap to is laid out by then.
+            self.call_after_refresh(self._rewrap)
+
+    def _rewrap(self) -> None:
+        if self.scrollable_content_region.width != self._wrapped_at:
+            self._render(scroll_end=self.scroll_y >= self.max_scroll_y)
+
     def _render(self, *, scroll_end: bool) -> None:
+        # Wrapped to the pane's own width, given explicitly: the console's width is the
+        # terminal's, and not every driver updates it on a resize.
+        self._wrapped_at = self.scrollable_content_region.width
+        width = self._wrapped_at or None
         self.clear()
         entries = self._older + self._newest
         if not entries:
-            self.write(Text("No messages with this phone yet.", style="dim"))
+            self.write(Text("No messages with this phone yet.", style="dim"), width=width)
             return
         if self._more:
-            self.write(Text(OLDER_HINT, style="dim italic"), scroll_end=scroll_end)
+            self.write(Text(OLDER_HINT, style="dim italic"), width=width, scroll_end=scroll_end)
         for entry in entries:
-            self.write(render_entry(entry), scroll_end=scroll_end)
+            self.write(render_entry(entry), width=width, scroll_end=scroll_end)
 
     def action_older(self) -> None:
         """Page up; at the top, ask for the page before the oldest entry shown."""
