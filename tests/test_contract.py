@@ -154,6 +154,14 @@ def test_phone_numbers_split_and_bad_numbers_warn():
     assert any("'123'" in w for w in callback.warnings)
 
 
+def test_a_phone_number_with_characters_no_number_has_warns():
+    hostile = parse_callback({"type": "incoming_message", **KEY, "phone_number": "555\x1b[7m1234567", "body": "x"})
+    assert any("holds characters no phone number has" in w for w in hostile.warnings)
+    for written in ("5551234567", "+1 (555) 123-4567", "1.555.123.4567"):
+        plain = parse_callback({"type": "incoming_message", **KEY, "phone_number": written, "body": "x"})
+        assert not any("phone_number" in w for w in plain.warnings), written
+
+
 @pytest.mark.parametrize(
     "raw",
     ["16:30", "Aug 31", "7/31", "2/9/2007", "2007-02-09", "02-09-2007 12:30:44 AM",

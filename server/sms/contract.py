@@ -100,10 +100,16 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
+_PHONE_PUNCTUATION = frozenset(" +-().")
+"""What a written phone number may hold besides digits ("+1 (555) 700-0801")."""
+
+
 def _phone_warning(name: str, raw: str) -> str | None:
     digits = sum(1 for ch in raw if ch.isascii() and ch.isdigit())
     if digits < 10 or digits > 15:
         return f"{name} {raw!r} is not a 10-digit phone number (with or without country code)"
+    if digits != len(raw) and any(not (ch.isascii() and ch.isdigit()) and ch not in _PHONE_PUNCTUATION for ch in raw):
+        return f"{name} {raw!r} holds characters no phone number has; filed under its digits"
     return None
 
 
