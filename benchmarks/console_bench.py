@@ -356,7 +356,7 @@ def make_app(data_dir: Path, **gateway: Any) -> tuple[Any, Any]:
     from server.process.gc_policy import settle_gc
     from server.config import Config, GatewayConfig
     from server.backend.local import LocalBackend
-from tui.app import SwitchboardApp
+    from tui.app import SwitchboardApp
 
     store = HistoryStore.open(data_dir)
     settle_gc()  # as run.py does once the history is open
