@@ -237,3 +237,28 @@ async def test_thirty_texts_at_once_are_all_answered_from_the_keyboard_before_an
     assert [body for _, body in results] == [thanks] * 30
     assert took < 60, f"took {took:.0f} s"
     assert all(store.response_for(seq).answered_by == "operator" for seq in range(1, 31))
+
+
+async def test_a_booth_left_alone_moves_on_from_an_ended_text_with_nothing_typed(store, tmp_path, monkeypatch):
+    import tui.app
+
+    monkeypatch.setattr(tui.app, "ENDED_LINGER", 1.0)  # 5 s in use; the texts' deadlines are short here
+    app = make_app(store, tmp_path, reply_timeout=3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = app.query_one(Composer)
+        first = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5550000001", "body": "a"}))
+        await wait_until(pilot, lambda: composer.item is not None)
+        await pilot.pause(2.0)
+        second = asyncio.create_task(post(app.gateway_url, {**INCOMING, "phone_number": "5550000002", "body": "b"}))
+        assert (await asyncio.wait_for(first, 5))[0] == 200
+        await wait_until(pilot, lambda: composer.ending is not None)
+        assert composer.item.record.phones == ("5550000001",), "the ending is shown a while first"
+        await wait_until(pilot, lambda: composer.item is not None and composer.item.record.phones == ("5550000002",))
+        assert composer.ending is None
+        assert any(m.item.record.phones == ("5550000001",) for m in app.query_one(HeldQueue)._missed), \
+            "the ended text is still a missed row"
+        await pilot.press(*"typed for b")  # a draft keeps its text, ended or not
+        assert (await asyncio.wait_for(second, 5))[0] == 200
+        await wait_until(pilot, lambda: composer.ending is not None)
+        await pilot.pause(2.5)
+        assert composer.item.record.phones == ("5550000002",) and composer.draft.reply == "typed for b"

@@ -78,6 +78,9 @@ PALETTE_TITLES = {
     "help": "Help: keys and panels",
 }
 """What the command palette calls each action (the footer keeps the short descriptions)."""
+ENDED_LINGER = 5.0
+"""Seconds an ended text with nothing typed for it stays in the composer, saying how it
+ended, before a free composer takes the next text."""
 BELL_EVERY = 5.0
 """Seconds between bells: a crowd texting at once rings once, not per batch."""
 MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
@@ -155,6 +158,8 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
         self._phones_dirty = False
         self.pane_layout = "full"
         """Which panes show (desk.LAYOUTS), the operator's choice, remembered."""
+        self._opened_missed = 0
+        """The missed text the operator opened from the queue (it stays in the composer)."""
         self._unasked = False
         """The thread on screen came up by itself at start: showing it marks nothing read."""
         self._browsing = False
@@ -407,24 +412,38 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
     def _auto_select(self, *, after_send: bool = False) -> bool:
         """Bring up the next held item when the operator is free for it; True if it did.
 
-        Free means: the composer holds no item (an ended one stays until the operator
-        moves on), no conversation the operator opened is on screen, no other screen or
+        Free means: the composer holds no item (an ended one with a draft stays until the
+        operator moves on; one without stays ENDED_LINGER seconds), no conversation the operator opened is on screen, no other screen or
         list has the focus, and no key was pressed in the last TYPING_GRACE seconds (keys
         typed for nothing in particular must not run on into a text that just came up).
         Right after a send (`after_send`) the next item comes up at once: the operator
         asked for it by sending."""
         queue = self.query_one(HeldQueue)
-        if not len(queue) or self._browsing or self.query_one(Composer).item is not None:
+        composer = self.query_one(Composer)
+        if not len(queue) or self._browsing or (composer.item is not None and not self._ended_idle(composer)):
             return False
         if self.screen is not self.screen_stack[0] or self._focus_is_elsewhere():
             return False
         if not after_send and time.monotonic() - self._last_key < TYPING_GRACE:
             return False
+        if composer.item is not None:  # ended, nothing typed for it: it stays a missed row
+            composer.forget(composer.item.seq)
+            composer.clear()
+            composer.item = None
         item = queue.next_item()
         if item is None:
             return False
         self._select(item)
         return True
+
+    def _ended_idle(self, composer: Composer) -> bool:
+        """The composer's text ended ENDED_LINGER seconds ago or more, holds no draft, and
+        was not opened by the operator from the missed rows: nothing of the operator's is in
+        it, and a booth left alone moves on to the next text (a draft, or a key pressed in
+        the last TYPING_GRACE seconds, keeps it)."""
+        ending = composer.ending
+        return (ending is not None and not composer.in_use and composer.item is not None
+                and composer.item.seq != self._opened_missed and time.time() - ending.at >= ENDED_LINGER)
 
     def _focus_is_elsewhere(self) -> bool:
         """True when the operator is busy in a widget that is not the composer or queue."""

@@ -122,6 +122,7 @@ class ConversationActions(_Base):
         # Moving the cursor over the queue opens each item in the composer; a draft stays
         # with the item it was typed for (kept per item), so nothing is re-targeted.
         self._select(event.item, focus=event.focus_reply)
+        self._opened_missed = event.item.seq if event.missed else 0
         if event.missed:
             self.query_one(Composer).item_ended(event.item.seq, event.missed, event.ended_at)
             self.refresh_bindings()
