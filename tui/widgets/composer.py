@@ -324,10 +324,12 @@ class Composer(CannedReplies, Vertical):
         if item is not None and ending is not None:
             phone = plain_line(item_phone(item), 20)
             text.append(f"#{item.seq} {ending.describe()}. ", style="bold red")
+            if self.viewing and self.viewing != item_phone(item):
+                text.append(f"The conversation shows {plain_line(self.viewing, 20)}. ", style="bold yellow")
             if self.draft.text:
                 text.append(f"f6 sends this draft to {phone} as a new message; escape discards it.", style="bold")
             else:
-                text.append("f6 writes to this phone as a new message; ctrl+n goes to the next.", style="bold")
+                text.append(f"f6 writes to {phone} as a new message; ctrl+n goes to the next.", style="bold")
         elif item is not None and self.viewing and self.viewing != item_phone(item):
             text.append(f"The conversation shows {plain_line(self.viewing, 20)}; this answer goes to "
                         f"{plain_line(item_phone(item), 20)}.", style="bold yellow")
@@ -385,7 +387,8 @@ class Composer(CannedReplies, Vertical):
         line = Text("Response → ", style="bold", end="")
         decision, error = self.decision()
         if self.ending is not None:
-            line.append("none: this exchange is over (f6 sends the draft as a new message)", style="red")
+            line.append("none: this exchange is over" + (" (f6 sends the draft as a new message)" if self.draft.text else ""),
+                        style="red")
         elif decision is None:
             line.append(error or "invalid", style="red")
         else:
@@ -433,8 +436,9 @@ class Composer(CannedReplies, Vertical):
             return
         ending = self.ending
         if ending is not None:
-            self.notify(f"#{item.seq} {ending.describe()}: it cannot be answered any more. "
-                        "f6 sends the draft as a new message.", title="Not sent", severity="warning")
+            self.notify(f"#{item.seq} {ending.describe()}: it cannot be answered any more."
+                        + (" f6 sends the draft as a new message." if self.draft.text else ""),
+                        title="Not sent", severity="warning")
             return
         if empty:
             decision: Decision | None = Decision()
