@@ -158,6 +158,8 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
         self._phones_dirty = False
         self.pane_layout = "full"
         """Which panes show (desk.LAYOUTS), the operator's choice, remembered."""
+        self._first_live_seq: int | None = None
+        """The first callback the console heard live: the history read at start stops before it."""
         self._opened_missed = 0
         """The missed text the operator opened from the queue (it stays in the composer)."""
         self._unasked = False
@@ -254,7 +256,10 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
 
     async def _load_history(self) -> None:
         await self._load_templates()
-        self.query_one(PhoneList).seen = await self.backend.read_marks()
+        seen = await self.backend.read_marks()
+        if not self._screen_up():
+            return  # quitting already: the widgets may be gone
+        self.query_one(PhoneList).seen = seen
         order = await self.backend.setting("order", "oldest")
         if order in ORDERS and self._screen_up():
             self.query_one(HeldQueue).order = order
@@ -266,9 +271,14 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
             self.theme = theme
         self.watch(self, "theme", self._theme_chosen, init=False)
         records = await self.backend.recent_callbacks(200)
-        lines: list[LogEntry] = [record for record in records if not record.held]
-        if lines and self._screen_up():
-            self.query_one(EventLog).add(lines)
+        # Callbacks recorded since the console subscribed are in the log already (live).
+        first_live = self._first_live_seq
+        lines: list[LogEntry] = [record for record in records
+                                 if not record.held and (first_live is None or record.seq < first_live)]
+        if not self._screen_up():
+            return
+        if lines:
+            self.query_one(EventLog).add_history(lines)
         contacts = await self.backend.contacts(self.query_one(PhoneList).limit)
         if not self._screen_up():
             return
@@ -297,6 +307,8 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
         waits for it; what else arrived in that pass comes along), other endings and flags
         within FLUSH_DELAY; a callback that changes no row (a delivery report) only joins
         the quiet lane: its log line and the counters show within QUIET_EVERY."""
+        if isinstance(event, CallbackReceived) and self._first_live_seq is None:
+            self._first_live_seq = event.record.seq
         if isinstance(event, CallbackReceived) and event.record.type not in FLAG_TYPES:
             self._quiet.append(event.record)
             if self._quiet_timer is None:

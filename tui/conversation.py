@@ -110,6 +110,8 @@ class ConversationActions(_Base):
         self.run_worker(partial(self._read_phones), group="phones", exclusive=True, name="read-phones")
 
     async def _read_phones(self) -> None:
+        if not self._screen_up():
+            return
         phones = self.query_one(PhoneList)
         contacts = await self.backend.contacts(phones.limit)
         if self._screen_up():

@@ -134,7 +134,7 @@ class DeskActions(_Base):
         queue.marked.clear()
         for phone in phones:  # answered texts are not unread: the operator dealt with them
             contact = await self.backend.contact(phone)
-            if contact is not None:
+            if contact is not None and self._screen_up():
                 self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
                 await self.backend.mark_read(phone, contact.messages_in)
         self.notify(f"Answered {sent} with /{template.name}" + (f"; {refused} could not be" if refused else ""),

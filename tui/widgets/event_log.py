@@ -119,6 +119,18 @@ class EventLog(ScrollView, can_focus=True):
         elif gone:
             self.scroll_to(y=max(0, self.scroll_offset.y - gone), animate=False)  # the same lines stay
 
+    def add_history(self, entries: list[LogEntry]) -> None:
+        """Put entries older than everything shown (the history read at start) in front of
+        what arrived live since."""
+        if not entries or not self._entries:
+            self.add(entries)
+            return
+        live = list(self._entries)
+        self._entries.clear()
+        self._strips.clear()
+        self._dropped = 0
+        self.add(entries + live)
+
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
