@@ -90,6 +90,15 @@ class Repository(Generic[T]):
         json.dumps(doc)  # refuse what cannot be stored before anything changes
         self._table.upsert(doc, Query()[self.key] == doc[self.key])
 
+    def put_many(self, items: list[T]) -> None:
+        """Insert or replace (by key) every item of `items`: two writes of the file, not
+        one per item."""
+        docs = [dataclasses.asdict(item) for item in items]  # type: ignore[call-overload]
+        json.dumps(docs)  # refuse what cannot be stored before anything changes
+        keys = [doc[self.key] for doc in docs]
+        self._table.remove(Query()[self.key].one_of(keys))
+        self._table.insert_multiple(docs)
+
     def delete(self, key: Any) -> bool:
         return bool(self._table.remove(Query()[self.key] == key))
 

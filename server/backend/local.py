@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 DELIVERY_WAIT = 2.0
 """Seconds an answer waits for the gateway to send it before the console moves on anyway."""
+MARKS_EVERY = 2.0
+"""Seconds between writes of the operator's read marks (reads.json); they are kept at stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,9 @@ class LocalBackend:
         # They are opened and written only on the reads thread, one call at a time.
         self._tables: dict[str, Repository] = {}
         self._read_marks: dict[str, int] = {}
+        self._unsaved_marks: dict[str, int] = {}
+        self._marks_timer: asyncio.TimerHandle | None = None
+        self._marks_saving: asyncio.Future | None = None
         self._notice = ""
         self._stopped = False
         self._notices_taken = 0
@@ -107,6 +112,12 @@ class LocalBackend:
             await self._demo.stop()
         if self._sl is not None:
             await self._sl.close()
+        if self._marks_timer is not None:
+            self._marks_timer.cancel()
+            self._marks_timer = None
+        if self._marks_saving is not None:
+            await self._marks_saving
+        await self._read(self._save_marks)
         await self._read(self._close_tables)
         self._reads.shutdown(wait=False, cancel_futures=True)
 
@@ -265,11 +276,27 @@ class LocalBackend:
         return dict(self._read_marks)
 
     async def mark_read(self, phone: str, seen_in: int) -> None:
+        """Kept in memory at once, written at most every MARKS_EVERY seconds (and at stop):
+        a file write and fsync on every answer-next would queue behind the history's own
+        fsync, and the next answer waits for that one."""
         key = normalise_phone(phone)
         if self._read_marks.get(key) == seen_in:
             return  # showing a thread again writes nothing
         self._read_marks[key] = seen_in
-        await self._read(self._tables["reads"].put, ReadMark(key, seen_in))
+        self._unsaved_marks[key] = seen_in
+        if self._marks_timer is None and not self._stopped:
+            self._marks_timer = asyncio.get_running_loop().call_later(MARKS_EVERY, self._save_marks_soon)
+
+    def _save_marks_soon(self) -> None:
+        self._marks_timer = None
+        if not self._stopped:
+            self._marks_saving = asyncio.ensure_future(self._read(self._save_marks))
+
+    def _save_marks(self) -> None:
+        """On the reads thread: the marks changed since the last save, in one write."""
+        marks, self._unsaved_marks = self._unsaved_marks, {}
+        if marks:
+            self._tables["reads"].put_many([ReadMark(phone, seen) for phone, seen in marks.items()])
 
     # -- the SL API ------------------------------------------------------------------------
 
