@@ -100,6 +100,7 @@ class PhoneList(OptionList):
         self.limit = PAGE
         self._contacts: list[ContactState] = []
         self._width = 0
+        self._stale = False
 
     @property
     def phones(self) -> list[str]:
@@ -111,20 +112,24 @@ class PhoneList(OptionList):
         highlighted = self.highlighted
         current = self._contacts[highlighted].phone if highlighted is not None and highlighted < len(self._contacts) else None
         self._contacts = list(contacts)
+        self._stale = False
         self._render_rows()
         if current is not None and self._contacts:
             phones = self.phones
             self.highlighted = phones.index(current) if current in phones else min(highlighted or 0, len(phones) - 1)
 
     def mark_seen(self, phone: str, messages_in: int) -> None:
-        """The phone's thread is on screen with `messages_in` texts in: none of them is unread."""
-        if self.seen.get(phone) == messages_in:
-            return
-        self.seen[phone] = messages_in
-        for index, contact in enumerate(self._contacts):
-            if contact.phone == phone:
-                self.replace_option_prompt_at_index(index, self._row(contact))
-                break
+        """The phone's thread is on screen with `messages_in` texts in: none of them is unread.
+        The row is redrawn by the next `redraw_if_stale` (once a second, from the app's
+        tick), not now: an OptionList change lays out every row, and this runs on every
+        answer-next, where the next answer would wait behind that frame."""
+        if self.seen.get(phone) != messages_in:
+            self.seen[phone] = messages_in
+            self._stale = True
+
+    def redraw_if_stale(self) -> None:
+        if self._stale and self._contacts:
+            self.show(self._contacts)
 
     def _row(self, contact: ContactState) -> Text:
         return phone_row(contact, unread_count(contact, self.seen), max(20, self._width), time.time())
