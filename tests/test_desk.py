@@ -240,9 +240,9 @@ async def test_thirty_texts_at_once_are_all_answered_from_the_keyboard_before_an
 
 
 async def test_a_booth_left_alone_moves_on_from_an_ended_text_with_nothing_typed(store, tmp_path, monkeypatch):
-    import tui.app
+    import tui.conversation
 
-    monkeypatch.setattr(tui.app, "ENDED_LINGER", 1.0)  # 5 s in use; the texts' deadlines are short here
+    monkeypatch.setattr(tui.conversation, "ENDED_LINGER", 1.0)  # 5 s in use; the texts' deadlines are short here
     app = make_app(store, tmp_path, reply_timeout=3)
     async with app.run_test(size=(120, 40)) as pilot:
         composer = app.query_one(Composer)

@@ -85,21 +85,19 @@ def test_the_main_screen(snap_compare, frozen, tmp_path, size):
     assert snap_compare(app, terminal_size=size, run_before=app._snapshot_fill)
 
 
-def test_the_help_screen(snap_compare, frozen, tmp_path):
-    app = busy_app(tmp_path)
+def pressing(key: str):
+    """A `run_before` that presses `key` (opening a screen), then stills the cursors."""
 
-    async def open_help(pilot) -> None:
-        await pilot.press("f1")
+    async def run_before(pilot) -> None:
+        await pilot.press(key)
         await still_cursor(pilot)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=open_help)
+    return run_before
+
+
+def test_the_help_screen(snap_compare, frozen, tmp_path):
+    assert snap_compare(busy_app(tmp_path), terminal_size=(120, 40), run_before=pressing("f1"))
 
 
 def test_the_canned_replies_screen(snap_compare, frozen, tmp_path):
-    app = busy_app(tmp_path)
-
-    async def open_templates(pilot) -> None:
-        await pilot.press("f10")
-        await still_cursor(pilot)
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=open_templates)
+    assert snap_compare(busy_app(tmp_path), terminal_size=(120, 40), run_before=pressing("f10"))

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from server.backend import AnswerRefused
 
 from .screens.new_message import OutboundDraft
-from .widgets.composer import Composer, item_phone
+from .widgets.composer import Composer
+from .widgets.drafts import item_phone
 from .widgets.held_queue import HeldQueue
 
 if TYPE_CHECKING:

@@ -30,17 +30,16 @@ from server.backend import (
 )
 from server.config import Config
 from server.process.quit_signals import QuitSignals
-from server.process.shutdown import quitting
 
 from .answering import AnsweringActions
 from .conversation import ConversationActions
+from .quitting import Quitting
 from .desk import LAYOUTS, DeskActions
 from .outbound import OutboundActions
 from server.process.gc_policy import IdleCollector
 from .safe import plain_line
 from .terminal_driver import terminal_driver
-from .screens.confirm import ConfirmScreen
-from .widgets.composer import TYPING_GRACE, Composer
+from .widgets.composer import Composer
 from .widgets.contact_panel import ContactPanel
 from .widgets.event_log import EventLog, LogEntry, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
@@ -78,16 +77,13 @@ PALETTE_TITLES = {
     "help": "Help: keys and panels",
 }
 """What the command palette calls each action (the footer keeps the short descriptions)."""
-ENDED_LINGER = 5.0
-"""Seconds an ended text with nothing typed for it stays in the composer, saying how it
-ended, before a free composer takes the next text."""
 BELL_EVERY = 5.0
 """Seconds between bells: a crowd texting at once rings once, not per batch."""
 MISSED_OUTCOMES = ("timed_out", "caller_gone", "overflow")
 """Endings that left the texter without the operator's answer: kept as missed rows."""
 
 
-class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, OutboundActions, App[None]):
+class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskActions, OutboundActions, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Switchboard"
     # Under 110 columns (an 80x24 terminal) the contact panel gives its room to the
@@ -421,47 +417,6 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
             self._phones_dirty = True
         self._update_counts()
 
-    def _auto_select(self, *, after_send: bool = False) -> bool:
-        """Bring up the next held item when the operator is free for it; True if it did.
-
-        Free means: the composer holds no item (an ended one with a draft stays until the
-        operator moves on; one without stays ENDED_LINGER seconds), no conversation the operator opened is on screen, no other screen or
-        list has the focus, and no key was pressed in the last TYPING_GRACE seconds (keys
-        typed for nothing in particular must not run on into a text that just came up).
-        Right after a send (`after_send`) the next item comes up at once: the operator
-        asked for it by sending."""
-        queue = self.query_one(HeldQueue)
-        composer = self.query_one(Composer)
-        if not len(queue) or self._browsing or (composer.item is not None and not self._ended_idle(composer)):
-            return False
-        if self.screen is not self.screen_stack[0] or self._focus_is_elsewhere():
-            return False
-        if not after_send and time.monotonic() - self._last_key < TYPING_GRACE:
-            return False
-        if composer.item is not None:  # ended, nothing typed for it: it stays a missed row
-            composer.forget(composer.item.seq)
-            composer.clear()
-            composer.item = None
-        item = queue.next_item()
-        if item is None:
-            return False
-        self._select(item)
-        return True
-
-    def _ended_idle(self, composer: Composer) -> bool:
-        """The composer's text ended ENDED_LINGER seconds ago or more, holds no draft, and
-        was not opened by the operator from the missed rows: nothing of the operator's is in
-        it, and a booth left alone moves on to the next text (a draft, or a key pressed in
-        the last TYPING_GRACE seconds, keeps it)."""
-        ending = composer.ending
-        return (ending is not None and not composer.in_use and composer.item is not None
-                and composer.item.seq != self._opened_missed and time.time() - ending.at >= ENDED_LINGER)
-
-    def _focus_is_elsewhere(self) -> bool:
-        """True when the operator is busy in a widget that is not the composer or queue."""
-        focused = self.focused
-        return focused is not None and focused.id in ("phones",)
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "discard":
             return True if self.query_one(Composer).ending is not None else None
@@ -531,52 +486,3 @@ class SwitchboardApp(ConversationActions, AnsweringActions, DeskActions, Outboun
         if self.config.bell and now - self._rung >= BELL_EVERY:
             self._rung = now
             self.bell()
-
-    # -- shutdown ----------------------------------------------------------------------
-
-    def _screen_up(self) -> bool:
-        """False once quitting has begun: the timers may still fire while Textual takes
-        the screen down (it stops running before it prunes the widgets), and then there is
-        nothing left to update."""
-        return self.is_running and not self._stopping
-
-    async def action_quit(self) -> None:
-        """ctrl+q: with texts held, one confirmation that says how many get the fallback."""
-        waiting = self.backend.status().counts.get("pending", 0)
-        if waiting and not self._stopping and not isinstance(self.screen, ConfirmScreen):
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.call_later(self._quit_now)
-
-            texts = "text is" if waiting == 1 else "texts are"
-            self.push_screen(ConfirmScreen(
-                f"Quit? {waiting} held {texts} answered with the fallback now.",
-                yes="enter: quit", no="escape: keep answering"), answered)
-            return
-        await self._quit_now()
-
-    async def _quit_now(self) -> None:
-        await self.shutdown_gateway()
-        self.exit()
-
-    def _quit_on_signal(self) -> None:
-        """SIGTERM, SIGHUP, SIGINT (server/process/quit_signals.py): as ctrl+q, held requests first."""
-        if not self._stopping:
-            self.call_later(self._quit_now)
-
-    async def shutdown_gateway(self) -> None:
-        """Answer every held request with the fallback, stop listening, sync history."""
-        if self._stopping:
-            return
-        self._stopping = True
-        quitting("quit")  # from now on the process exits within 3 s (server/process/shutdown.py)
-        self._unsubscribe()
-        await self.backend.stop()
-
-    async def on_unmount(self) -> None:
-        try:
-            await self.shutdown_gateway()
-        finally:
-            self._signals.release()
-            self._gc.give_back()
-

@@ -1,11 +1,12 @@
 """Which conversation is on screen: selecting a held text (the composer, the thread and the
-contact follow it), opening a phone from the list or search, and reading a thread, a page
+contact follow it), bringing up the next one when the operator is free for it, opening a phone from the list or search, and reading a thread, a page
 of older entries and the phone list off the UI loop. Mixed into `SwitchboardApp`
 (tui/app.py), whose state it uses; its message handlers go by name (on_<widget>_<message>),
 which Textual finds on a mixin as on the app itself."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,8 @@ from data.phones import normalise_phone
 from server.backend import HeldItem
 
 from .safe import plain_line
-from .widgets.composer import Composer, item_phone
+from .widgets.composer import TYPING_GRACE, Composer
+from .widgets.drafts import item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.held_queue import HeldQueue
 from .widgets.phone_list import PhoneList
@@ -32,6 +34,10 @@ else:
     _Base = object
 
 
+
+ENDED_LINGER = 5.0
+"""Seconds an ended text with nothing typed for it stays in the composer, saying how it
+ended, before a free composer takes the next text."""
 
 class ConversationActions(_Base):
     def _select(self, item: HeldItem, *, focus: bool = True) -> None:
@@ -131,3 +137,44 @@ class ConversationActions(_Base):
 
     def on_phone_list_opened(self, event: PhoneList.Opened) -> None:
         self.open_phone(event.phone)
+
+    def _auto_select(self, *, after_send: bool = False) -> bool:
+        """Bring up the next held item when the operator is free for it; True if it did.
+
+        Free means: the composer holds no item (an ended one with a draft stays until the
+        operator moves on; one without stays ENDED_LINGER seconds), no conversation the operator opened is on screen, no other screen or
+        list has the focus, and no key was pressed in the last TYPING_GRACE seconds (keys
+        typed for nothing in particular must not run on into a text that just came up).
+        Right after a send (`after_send`) the next item comes up at once: the operator
+        asked for it by sending."""
+        queue = self.query_one(HeldQueue)
+        composer = self.query_one(Composer)
+        if not len(queue) or self._browsing or (composer.item is not None and not self._ended_idle(composer)):
+            return False
+        if self.screen is not self.screen_stack[0] or self._focus_is_elsewhere():
+            return False
+        if not after_send and time.monotonic() - self._last_key < TYPING_GRACE:
+            return False
+        if composer.item is not None:  # ended, nothing typed for it: it stays a missed row
+            composer.forget(composer.item.seq)
+            composer.clear()
+            composer.item = None
+        item = queue.next_item()
+        if item is None:
+            return False
+        self._select(item)
+        return True
+
+    def _ended_idle(self, composer: Composer) -> bool:
+        """The composer's text ended ENDED_LINGER seconds ago or more, holds no draft, and
+        was not opened by the operator from the missed rows: nothing of the operator's is in
+        it, and a booth left alone moves on to the next text (a draft, or a key pressed in
+        the last TYPING_GRACE seconds, keeps it)."""
+        ending = composer.ending
+        return (ending is not None and not composer.in_use and composer.item is not None
+                and composer.item.seq != self._opened_missed and time.time() - ending.at >= ENDED_LINGER)
+
+    def _focus_is_elsewhere(self) -> bool:
+        """True when the operator is busy in a widget that is not the composer or queue."""
+        focused = self.focused
+        return focused is not None and focused.id in ("phones",)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from .safe import plain_line
 from .screens.new_message import NewMessageScreen, OutboundDraft
-from .widgets.composer import Composer, item_phone
+from .widgets.composer import Composer
+from .widgets.drafts import item_phone
 
 if TYPE_CHECKING:
     from .app import SwitchboardApp

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 from rich.text import Text
 from textual import on
@@ -30,56 +29,13 @@ from server.sms.templates import Template
 
 from ..safe import plain_line, safe_line
 from .canned_replies import CannedReplies
+from .drafts import Draft, Ending, item_phone
 from .steady import show_text
 
 TYPING_GRACE = 3.0
 """Seconds after the last keystroke during which the composer counts as in use."""
 CONFIRM_WINDOW = 10.0
 """Seconds within which a second send confirms a reply to a blacklisted or looping phone."""
-
-_ENDED_WHAT = {
-    "timed_out": "timed out at {at}; the fallback was sent",
-    "caller_gone": "the SL hung up at {at} before an answer; nothing was sent",
-    "overflow": "was answered with the fallback at {at} (over --max-pending)",
-    "shutdown": "was answered with the fallback at {at} (shutting down)",
-    "answered": "was answered elsewhere at {at}",
-}
-
-
-@dataclass
-class Draft:
-    reply: str = ""
-    close_session: bool = False
-    reprocess: str = ""
-    tags: str = ""
-
-    @property
-    def is_blank(self) -> bool:
-        return not (self.reply or self.close_session or self.reprocess or self.tags)
-
-    @property
-    def text(self) -> str:
-        """What a follow-up message carries: the reply, or the tags of a subscription."""
-        return self.reply if self.reply.strip() else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    """How the composer's item ended, for the banner."""
-
-    outcome: str
-    at: float
-
-    def describe(self) -> str:
-        clock = datetime.fromtimestamp(self.at).strftime("%H:%M:%S")
-        return _ENDED_WHAT.get(self.outcome, self.outcome.replace("_", " ") + " at {at}").format(at=clock)
-
-
-def item_phone(item: HeldItem | None) -> str:
-    if item is None or not item.record.phones:
-        return ""
-    return item.record.phones[0]
-
 
 class Composer(CannedReplies, Vertical):
     """Set `item` to answer it; posts `Submitted` with a validated decision.
