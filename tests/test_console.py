@@ -252,7 +252,7 @@ async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
         status, _, body = await asyncio.wait_for(post(app.gateway_url, INCOMING), 5)
         assert (status, body) == (200, "We'll text you back")
         queue = app.query_one(HeldQueue)
-        await wait_until(pilot, lambda: len(queue) == 0 and queue._rows == 1)
+        await wait_until(pilot, lambda: len(queue) == 0 and queue.row_count == 1)
         queue.focus()
         await pilot.press("home")
         assert queue.selected_missed is not None and queue.selected_missed.outcome == "timed_out"
@@ -263,7 +263,7 @@ async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
         assert "timed out" in thread_text
         queue.focus()
         await pilot.press("delete")
-        assert queue._rows == 0
+        assert queue.row_count == 0
 
 
 def footer_actions(app: SwitchboardApp) -> list[str]:

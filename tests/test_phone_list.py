@@ -22,7 +22,7 @@ from .test_desk import make_app, post
 def rows(app: SwitchboardApp) -> dict[str, str]:
     phones = app.query_one(PhoneList)
     return {
-        phone: str(phones.get_option_at_index(index).prompt)
+        phone: phones.row_text(index, 60).plain
         for index, phone in enumerate(phones.phones)
     }
 
@@ -68,7 +68,7 @@ async def test_each_phone_shows_unread_missed_and_its_last_message_across_restar
         assert "●" not in rows(app)["5550000001"]
         phones = app.query_one(PhoneList)
         phones.focus()
-        phones.highlighted = phones.phones.index("5550000003")
+        phones.cursor = phones.phones.index("5550000003")
         await pilot.press("enter")
         await wait_until(pilot, lambda: "●" not in rows(app)["5550000003"])
         assert "✗" not in rows(app)["5550000003"], "a fallback at quit is the operator's choice, not a miss"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from textual.widgets import Input, OptionList
+from textual.widgets import Input
 
 from server.config import Config
 from tui.app import SwitchboardApp
@@ -20,6 +20,7 @@ from tui.widgets import phone_list as phones_module
 from tui.widgets import thread_view as thread_module
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
+from tui.widgets.phone_list import PhoneList
 
 from .conftest import wait_until
 from .test_fake_backend import FakeBackend
@@ -68,8 +69,8 @@ def busy_app(tmp_path) -> SwitchboardApp:
                 object.__setattr__(entry, "at", NOW - 60 + n)
         # Wait for what the screen shows, not for a time: under load the phone list (read
         # by a worker, refreshed once a second) and the queue's batches come late.
-        queue, phones = app.query_one(HeldQueue), app.query_one("#phones", OptionList)
-        await wait_until(pilot, lambda: len(queue) == 4 and phones.option_count == 3
+        queue, phones = app.query_one(HeldQueue), app.query_one(PhoneList)
+        await wait_until(pilot, lambda: len(queue) == 4 and len(phones.phones) == 3
                          and app.query_one(Composer).item is not None)
         await pilot.press(*"Yes, we deliver there")
         await wait_until(pilot, lambda: app.query_one("#reply", Input).value == "Yes, we deliver there")

@@ -445,8 +445,6 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
         if self._phones_dirty:
             self._phones_dirty = False
             self._refresh_phones()
-        else:
-            self.query_one(PhoneList).redraw_if_stale()
         self._auto_select()  # an arrival that waited out the typing grace
         self._show_notices()  # damage the history finds later (a bad line read back) is shown too
         queue = self.query_one(HeldQueue)

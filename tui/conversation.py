@@ -44,8 +44,9 @@ class ConversationActions(_Base):
         composer = self.query_one(Composer)
         self._browsing = self._unasked = False
         self.query_one(HeldQueue).select(item.seq)
-        composer.item = item
-        self._show_phone(item.record.phones[0] if item.record.phones else "")
+        phone = item.record.phones[0] if item.record.phones else ""
+        composer.take(item, phone)
+        self._show_phone(phone)
         if focus:
             composer.focus_reply()
 

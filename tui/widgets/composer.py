@@ -30,7 +30,7 @@ from server.sms.templates import Template
 from ..safe import plain_line, safe_line
 from .canned_replies import CannedReplies
 from .drafts import Draft, Ending, item_phone
-from .steady import show_text
+from .steady import SteadyInput, show_text
 
 TYPING_GRACE = 3.0
 """Seconds after the last keystroke during which the composer counts as in use."""
@@ -51,9 +51,11 @@ class Composer(CannedReplies, Vertical):
         Binding("escape", "close_templates", "Close templates", id="composer.templates_close", show=False),
     ]
 
-    item: reactive[HeldItem | None] = reactive(None, always_update=True)
-    contact: reactive[ContactState | None] = reactive(None, always_update=True, init=False)
-    viewing: reactive[str] = reactive("", init=False)
+    # The composer's own widgets redraw what changes; repainting the composer itself would
+    # render every one of them again (a third of an answer's frame).
+    item: reactive[HeldItem | None] = reactive(None, always_update=True, repaint=False)
+    contact: reactive[ContactState | None] = reactive(None, always_update=True, init=False, repaint=False)
+    viewing: reactive[str] = reactive("", init=False, repaint=False)
 
     @dataclass
     class Submitted(Message):
@@ -96,13 +98,13 @@ class Composer(CannedReplies, Vertical):
         yield Static(id="composer-context")
         yield Static(id="composer-banner")
         with Horizontal(id="reply-row"):
-            yield Input(placeholder="Reply to the texter (enter sends; / for canned replies; ctrl+o sends empty)", id="reply")
+            yield SteadyInput(placeholder="Reply to the texter (enter sends; / for canned replies; ctrl+o sends empty)", id="reply")
         yield OptionList(id="template-list")
         yield Static(id="reply-count")
         with Horizontal(id="options-row"):
             yield Checkbox("close_session", id="close-session", tooltip="ctrl+t toggles")
-            yield Input(placeholder="reprocess: text the SL handles as a new message from this phone (ctrl+r)", id="reprocess")
-        yield Input(placeholder="tags, comma-separated: letters, digits, spaces, - and _ (enter sends)", id="tags")
+            yield SteadyInput(placeholder="reprocess: text the SL handles as a new message from this phone (ctrl+r)", id="reprocess")
+        yield SteadyInput(placeholder="tags, comma-separated: letters, digits, spaces, - and _ (enter sends)", id="tags")
         yield Static(id="preview")
 
     def on_mount(self) -> None:
@@ -184,6 +186,15 @@ class Composer(CannedReplies, Vertical):
         if old is None or new is None or old.seq != new.seq:
             self._confirm = None
             self._apply_item(new)
+
+    def take(self, item: HeldItem, viewing: str) -> None:
+        """Answer `item` with `viewing`'s conversation on screen: one redraw of what the
+        composer shows (setting `item`, then `viewing`, would show and hide the banner
+        that says the thread is another phone's, and each asks for a layout pass)."""
+        if self.item is None or self.item.seq != item.seq:
+            self.set_reactive(Composer.viewing, viewing)  # the new item's redraw shows it
+        self.item = item
+        self.viewing = viewing
 
     def watch_contact(self) -> None:
         self._show_context(self.item)
@@ -289,7 +300,8 @@ class Composer(CannedReplies, Vertical):
         elif item is not None and self.viewing and self.viewing != item_phone(item):
             text.append(f"The conversation shows {plain_line(self.viewing, 20)}; this answer goes to "
                         f"{plain_line(item_phone(item), 20)}.", style="bold yellow")
-        banner.display = bool(text.plain)
+        if banner.display != bool(text.plain):
+            banner.display = bool(text.plain)
         show_text(banner, text)
 
     def tick(self) -> None:
@@ -353,7 +365,8 @@ class Composer(CannedReplies, Vertical):
                 line.append(f"200 {encoded.content_type}  ", style="dim")
                 line.append_text(safe_line(encoded.body, "green"))
             elif item.record.type == CallbackType.INCOMING_MESSAGE:
-                line.append("nothing to send yet: type a reply, or ctrl+o for an empty answer", style="dim")
+                # One line at 80 columns: the preview keeps its height as the operator starts typing.
+                line.append("none yet (ctrl+o answers empty)", style="dim")
             else:
                 line.append("200, empty body (no tags)", style="dim")
         show_text(preview, line)

@@ -4,8 +4,8 @@ progress, ✗ missed texts, ⊘ opted out, ∞ auto-reply loop, ● marked for a
 below them the most recent missed texts (timed out, caller gone, overflow), kept visible
 so the operator can follow up.
 
-A line-rendering view: only the visible rows are drawn, so ten thousand held requests
-cost the same per frame as ten (a ListView of thousands takes seconds).
+A `RowView`: only the visible rows are drawn, so ten thousand held requests cost the same
+per frame as ten (a ListView of thousands takes seconds).
 """
 
 from __future__ import annotations
@@ -14,21 +14,17 @@ import time
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
-from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 
 from server.backend import HeldItem
 from server.sms.contract import CallbackType
 
 from ..safe import plain_line
-from .steady import set_virtual_size
+from .rows import RowView
 
 ORDERS = {
     "oldest": "oldest first",
@@ -52,7 +48,7 @@ class _Missed:
     at: float
 
 
-class HeldQueue(ScrollView, can_focus=True):
+class HeldQueue(RowView):
     """Held texts by conversation. Posts `Selected` when the cursor moves or a row is opened.
 
     Attributes set by the app: `order`, `drafts` (seqs with a draft), `flags` (phone ->
@@ -76,7 +72,6 @@ class HeldQueue(ScrollView, can_focus=True):
     HeldQueue { height: 1fr; }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, repaint=True)
     order: reactive[str] = reactive("oldest", init=False)
 
     @dataclass
@@ -195,7 +190,7 @@ class HeldQueue(ScrollView, can_focus=True):
         if index is None:
             index = min(self.cursor, max(0, len(self._phones) - 1))
         self.set_reactive(HeldQueue.cursor, index)
-        self._resized()
+        self.rows_changed()
 
     def select(self, seq: int) -> None:
         """Move the cursor to the row of `seq` (its conversation, or its missed row)."""
@@ -203,7 +198,7 @@ class HeldQueue(ScrollView, can_focus=True):
                                else next((_Row(m.item, m.outcome, m.at) for m in self._missed if m.item.seq == seq), None))
         if index is not None:
             self.set_reactive(HeldQueue.cursor, index)
-            self.scroll_to_region_of(index)
+            self.scroll_to_row(index)
             self.refresh()
 
     def drop_missed(self, seq: int) -> None:
@@ -211,8 +206,8 @@ class HeldQueue(ScrollView, can_focus=True):
         kept = [row for row in self._missed if row.item.seq != seq]
         if len(kept) != len(self._missed):
             self._missed = kept
-            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self._rows - 1)))
-            self._resized()
+            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self.row_count - 1)))
+            self.rows_changed()
 
     @property
     def selected(self) -> HeldItem | None:
@@ -251,14 +246,14 @@ class HeldQueue(ScrollView, can_focus=True):
         return next((len(self._phones) + n for n, m in enumerate(self._missed) if m.item.seq == row.item.seq), None)
 
     @property
-    def _rows(self) -> int:
+    def row_count(self) -> int:
         return len(self._phones) + len(self._missed)
 
     def action_dismiss_missed(self) -> None:
         if self.selected_missed is not None:
             del self._missed[self.cursor - len(self._phones)]
-            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self._rows - 1)))
-            self._resized()
+            self.set_reactive(HeldQueue.cursor, min(self.cursor, max(0, self.row_count - 1)))
+            self.rows_changed()
 
     def action_toggle_mark(self) -> None:
         item = self.selected
@@ -266,25 +261,14 @@ class HeldQueue(ScrollView, can_focus=True):
             self.marked ^= {phone_of(item)}
             self.refresh()
 
-    def _resized(self) -> None:
-        set_virtual_size(self, Size(self.size.width, self._rows))
-
-    def scroll_to_region_of(self, index: int) -> None:
-        top = self.scroll_offset.y
-        height = max(1, self.size.height)
-        if index < top:
-            self.scroll_to(y=index, animate=False)
-        elif index >= top + height:
-            self.scroll_to(y=index - height + 1, animate=False)
-
     # -- actions -----------------------------------------------------------------------
 
     def _move_to(self, index: int) -> None:
-        if not self._rows:
+        if not self.row_count:
             return
-        index = max(0, min(self._rows - 1, index))
+        index = max(0, min(self.row_count - 1, index))
         self.cursor = index
-        self.scroll_to_region_of(index)
+        self.scroll_to_row(index)
         row = self._row(index)
         assert row is not None
         self.post_message(self.Selected(row.item, missed=row.outcome, ended_at=row.at))
@@ -296,7 +280,7 @@ class HeldQueue(ScrollView, can_focus=True):
         self._move_to(0)
 
     def action_cursor_end(self) -> None:
-        self._move_to(self._rows - 1)
+        self._move_to(self.row_count - 1)
 
     def action_open(self) -> None:
         row = self._row(self.cursor)
@@ -312,20 +296,10 @@ class HeldQueue(ScrollView, can_focus=True):
 
     # -- drawing -----------------------------------------------------------------------
 
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        index = y + self.scroll_offset.y
-        base = self.rich_style
-        if index >= self._rows:
-            if index == 0:
-                hint = Text(" Nothing held. Waiting for texts…", style="dim")
-                return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        text = self._conversation_line(index, width) if index < len(self._phones) else self._missed_line(index, width)
-        if index == self.cursor:
-            text.stylize(Style(reverse=True) if self.has_focus else Style(bgcolor="grey23"))
-        segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-        return Strip(segments).crop_extend(0, width, base)
+    empty_text = " Nothing held. Waiting for texts…"
+
+    def row_text(self, index: int, width: int) -> Text:
+        return self._conversation_line(index, width) if index < len(self._phones) else self._missed_line(index, width)
 
     def _conversation_line(self, index: int, width: int) -> Text:
         phone = self._phones[index]
@@ -374,14 +348,6 @@ class HeldQueue(ScrollView, can_focus=True):
         if self._held:
             self.refresh()
 
-    def on_focus(self) -> None:
-        self.refresh()
-
-    def on_blur(self) -> None:
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, self._rows)
 
 
 @dataclass(frozen=True, slots=True)

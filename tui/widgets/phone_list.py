@@ -8,7 +8,8 @@ unread and missed counts and its last message.
 
 A row is one line, so the list stays useful at 80x24. The app reads the contacts off the
 UI loop and hands them in (`show`); the list asks for more when the cursor reaches its end
-(`WantsMore`), and says which phone the operator opened (`Opened`).
+(`WantsMore`), and says which phone the operator opened (`Opened`). A `RowView`: only the
+rows in view are drawn, so a new list or a row read costs a repaint of the list.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import time
 from typing import Mapping, Sequence
 
 from rich.text import Text
-from textual import on
+from textual import events
+from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import OptionList
-from textual.widgets.option_list import Option
 
 from data.models import ContactState
 
 from ..safe import safe_line
+from .rows import RowView
 
 PAGE = 200
 """Phones read at a time; the next page comes when the cursor reaches the end."""
@@ -77,8 +78,18 @@ def phone_row(contact: ContactState, unread: int, width: int, now: float) -> Tex
     return row
 
 
-class PhoneList(OptionList):
+class PhoneList(RowView):
     """Phones by recent activity. Attributes set by the app: `seen` (see the module's doc)."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="phones.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="phones.down"),
+        Binding("home", "cursor_to(0)", "First", show=False, id="phones.home"),
+        Binding("end", "cursor_to(-1)", "Last", show=False, id="phones.end"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="phones.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="phones.pagedown"),
+        Binding("enter", "open", "Open", id="phones.open", tooltip="Show this phone's conversation"),
+    ]
 
     class Opened(Message):
         """The operator chose a phone (enter or a click)."""
@@ -94,70 +105,73 @@ class PhoneList(OptionList):
             super().__init__()
             self.limit = limit
 
+    empty_text = " No phones yet."
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.seen: dict[str, int] = {}
         self.limit = PAGE
         self._contacts: list[ContactState] = []
-        self._width = 0
-        self._stale = False
 
     @property
     def phones(self) -> list[str]:
         return [contact.phone for contact in self._contacts]
 
+    @property
+    def row_count(self) -> int:
+        return len(self._contacts)
+
+    def row_text(self, index: int, width: int) -> Text:
+        row = Text(" ", end="", no_wrap=True, overflow="ellipsis")
+        row.append_text(phone_row(self._contacts[index], unread_count(self._contacts[index], self.seen),
+                                  max(20, width - 2), time.time()))
+        return row
+
     def show(self, contacts: Sequence[ContactState]) -> None:
         """Replace the rows, keeping the cursor on the phone it was on (not on a position:
         the list reorders as phones become active)."""
-        highlighted = self.highlighted
-        current = self._contacts[highlighted].phone if highlighted is not None and highlighted < len(self._contacts) else None
+        current = self._contacts[self.cursor].phone if self.cursor < len(self._contacts) else None
         self._contacts = list(contacts)
-        self._stale = False
-        self._render_rows()
-        if current is not None and self._contacts:
-            phones = self.phones
-            self.highlighted = phones.index(current) if current in phones else min(highlighted or 0, len(phones) - 1)
+        phones = self.phones
+        if current is not None and current in phones:
+            index = phones.index(current)
+        else:
+            index = min(self.cursor, max(0, len(phones) - 1))
+        self.set_reactive(RowView.cursor, index)
+        self.rows_changed()
 
     def mark_seen(self, phone: str, messages_in: int) -> None:
-        """The phone's thread is on screen with `messages_in` texts in: none of them is unread.
-        The row is redrawn by the next `redraw_if_stale` (once a second, from the app's
-        tick), not now: an OptionList change lays out every row, and this runs on every
-        answer-next, where the next answer would wait behind that frame."""
+        """The phone's thread is on screen with `messages_in` texts in: none of them is unread."""
         if self.seen.get(phone) != messages_in:
             self.seen[phone] = messages_in
-            self._stale = True
+            self.refresh()
 
-    def redraw_if_stale(self) -> None:
-        if self._stale and self._contacts:
-            self.show(self._contacts)
+    # -- actions -----------------------------------------------------------------------
 
-    def _row(self, contact: ContactState) -> Text:
-        return phone_row(contact, unread_count(contact, self.seen), max(20, self._width), time.time())
-
-    def _row_width(self) -> int:
-        """The columns a row's text gets: the list's, less an option's padding (one column
-        each side) and the scrollbar's room (kept even before rows overflow: the list of
-        every phone soon does, and a row must not be cut when the bar appears)."""
-        return self.size.width - 2 - self.styles.scrollbar_size_vertical
-
-    def _render_rows(self) -> None:
-        self._width = self._row_width()
-        self.clear_options()
-        self.add_options(Option(self._row(contact), id=f"p:{contact.phone}") for contact in self._contacts)
-
-    def on_resize(self) -> None:
-        if self._contacts and self._row_width() != self._width:
-            self.show(self._contacts)
-
-    @on(OptionList.OptionSelected)
-    def _opened(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        if event.option.id:
-            self.post_message(self.Opened(event.option.id[2:]))
-
-    @on(OptionList.OptionHighlighted)
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        event.stop()
-        if event.option_index == len(self._contacts) - 1 and len(self._contacts) >= self.limit:
+    def _move_to(self, index: int) -> None:
+        if not self._contacts:
+            return
+        self.cursor = max(0, min(len(self._contacts) - 1, index))
+        self.scroll_to_row(self.cursor)
+        if self.cursor == len(self._contacts) - 1 and len(self._contacts) >= self.limit:
             self.limit += PAGE
             self.post_message(self.WantsMore(self.limit))
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_to(self.cursor + delta)
+
+    def action_cursor_to(self, index: int) -> None:
+        self._move_to(index if index >= 0 else len(self._contacts) - 1)
+
+    def action_page(self, pages: int) -> None:
+        self._move_to(self.cursor + pages * max(1, self.scrollable_content_region.height - 1))
+
+    def action_open(self) -> None:
+        if 0 <= self.cursor < len(self._contacts):
+            self.post_message(self.Opened(self._contacts[self.cursor].phone))
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.y + self.scroll_offset.y
+        if 0 <= index < len(self._contacts):
+            self.cursor = index
+            self.post_message(self.Opened(self._contacts[index].phone))

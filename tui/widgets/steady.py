@@ -1,30 +1,91 @@
-"""Redraw only what changed: a footer and a Static update that skip no-op refreshes, and a
-scroll view's row count changed without a layout pass.
+"""Redraw only what changed: a footer and a Static update that skip no-op refreshes, and
+scroll views whose scrollable size changes without a layout pass.
 
-Textual's Footer recomposes (unmounting and mounting every key) on each bindings signal,
-and `Static.update` asks for a layout pass even when the text is the same; each makes the
-next frame re-arrange and re-render the whole screen, and a key press waits behind it
-(docs/performance.md, "What made the console keep up").
+Textual's Footer recomposes (unmounting and mounting every key) on each bindings signal;
+`Static.update` asks for a layout pass even when the text is the same, or when the new
+text takes the same height; an Input asks for one on every key (its scrollable width is
+the text's), and a RichLog on every line written. Each makes the next frame re-arrange
+the whole screen (30-60 ms on two shared cores at 120x40), and an enter or a text
+arriving meanwhile waits behind it (docs/performance.md, "What made the console keep up").
 """
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.css.scalar import Unit
 from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
-from textual.widgets import Footer, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Input, RichLog, Static
 from textual.widgets._footer import FooterKey
 
 
-def show_text(widget: Static, content: Text | str, *, layout: bool = True) -> None:
+def show_text(widget: Static, content: Text | str, *, layout: bool | None = None) -> None:
     """`widget.update(content)` unless it already shows exactly that (text and styles).
 
-    `layout=False` for a widget whose size cannot change with its text (a fixed height):
-    then no layout pass is asked for at all."""
+    A layout pass is asked for only when the widget's height changes with the new text
+    (it has `height: auto` and the text wraps to another number of lines, within its
+    min/max height). `layout=False` says the size cannot change (a fixed height);
+    `layout=True` asks for the pass whatever the text."""
     if _same(widget.content, content):
         return
-    widget.update(content, layout=layout)
+    if layout is not None:
+        widget.update(content, layout=layout)
+        return
+    widget.update(content, layout=False)
+    if _height_changed(widget):
+        widget.refresh(layout=True)
+
+
+def _height_changed(widget: Widget) -> bool:
+    """Whether the widget's content now needs another height than the one on screen. True
+    when unsure (not laid out yet, hidden, an auto width, a height bound not in cells)."""
+    styles = widget.styles
+    if not widget.display or not widget.size.width or (styles.width is not None and styles.width.is_auto):
+        return True
+    height = styles.height
+    if height is not None and not height.is_auto:
+        return False  # the CSS sets it: the text cannot change it
+    content = widget.content_size
+    needed = widget.get_content_height(content, widget.app.size, content.width) + styles.gutter.height
+    for bound, clamp in ((styles.max_height, min), (styles.min_height, max)):
+        if bound is not None:
+            if bound.unit != Unit.CELLS:
+                return True
+            needed = clamp(needed, int(bound.value))
+    return needed != widget.size.height
+
+
+class SteadyScroll:
+    """For a scroll view whose box the CSS sets (a fixed height, `1fr`): a new scrollable
+    size (a longer text in an input, a line written to a log) updates the scrollbars and
+    repaints the view, without the layout pass of the whole screen that Textual's
+    `virtual_size` asks for. A scrollbar that appears or goes still asks for its layout
+    (`show_vertical_scrollbar` does)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=True)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)  # type: ignore[attr-defined]
+
+
+class SteadyInput(SteadyScroll, Input):
+    """An Input of fixed size whose key presses repaint it, and nothing else.
+
+    Its text still scrolls to keep the cursor in view; only the (zero-height) horizontal
+    scrollbar is never shown: an empty input's scrollable width is its placeholder's, so
+    Textual's bar would come and go, each time with a layout pass, as the operator types
+    into a field whose placeholder is wider than the field."""
+
+    DEFAULT_CSS = """
+    SteadyInput { overflow-x: hidden; }
+    """
+
+
+class SteadyLog(SteadyScroll, RichLog):
+    """A RichLog of fixed size whose writes repaint it, and nothing else."""
 
 
 def set_virtual_size(view: ScrollView, size: Size) -> None:

@@ -12,11 +12,11 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual import events
-from textual.widgets import RichLog
 
 from data.models import ThreadEntry, ThreadPage
 
 from ..safe import safe_line, safe_text
+from .steady import SteadyLog
 
 _WHO_STYLE = {
     "texter": "bold cyan",
@@ -65,7 +65,7 @@ def render_entry(entry: ThreadEntry) -> Text:
 OLDER_HINT = "▲ older entries: pageup here to load them"
 
 
-class ThreadView(RichLog):
+class ThreadView(SteadyLog):
     """Shows the thread set with `show()`; older pages are put in front with `add_older()`."""
 
     DEFAULT_CSS = """
