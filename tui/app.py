@@ -45,7 +45,7 @@ from .widgets.event_log import EventLog, LogEntry, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
 from .widgets.phone_list import PhoneList
 from .widgets.status_bar import StatusBar
-from .widgets.steady import SteadyFooter, show_text
+from .widgets.steady import SteadyFooter, SteadyScreen, show_text
 from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
@@ -201,6 +201,9 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
             )
 
     # -- layout ------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return SteadyScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):

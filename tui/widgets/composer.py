@@ -232,7 +232,8 @@ class Composer(CannedReplies, Vertical):
     def _show_context(self, item: HeldItem | None) -> None:
         context = self.query_one("#composer-context", Static)
         if item is None:
-            show_text(context, Text("Nothing to answer. Held callbacks appear in the queue on the left.", style="dim"))
+            # One line at 80 columns, as "Answering ..." is: no layout pass as texts come and go.
+            show_text(context, Text("Nothing to answer. Held texts come up here.", style="dim"))
             return
         record = item.record
         parsed = record.parsed

@@ -96,6 +96,9 @@ class ThreadView(SteadyLog):
         self._asked = False
         self._wrapped_at = 0
         """The width the entries were last wrapped to (a RichLog wraps a line once, when written)."""
+        self._written: tuple[list[ThreadEntry], bool, int] = ([], False, 0)
+        """The entries on screen, with the older-entries hint and the width they were
+        written with: a re-read that only adds entries writes only those."""
 
     @property
     def has_older(self) -> bool:
@@ -142,8 +145,16 @@ class ThreadView(SteadyLog):
         # terminal's, and not every driver updates it on a resize.
         self._wrapped_at = self.scrollable_content_region.width
         width = self._wrapped_at or None
-        self.clear()
         entries = self._older + self._newest
+        written, hinted, wrapped = self._written
+        self._written = (entries, self._more, self._wrapped_at)
+        if written and (hinted, wrapped) == (self._more, self._wrapped_at) and entries[: len(written)] == written:
+            # The same conversation re-read (an answer, a delivery report): only what is
+            # new is written, and nothing at all when nothing changed.
+            for entry in entries[len(written):]:
+                self.write(render_entry(entry), width=width, scroll_end=scroll_end)
+            return
+        self.clear()
         if not entries:
             self.write(Text("No messages with this phone yet.", style="dim"), width=width)
             return
