@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import aiohttp
-from textual.widgets._footer import FooterKey
 
 from server.config import Config, GatewayConfig
 from server.backend.local import LocalBackend
 from tui.app import SwitchboardApp
 from tui.screens.search import SearchScreen
+from tui.widgets.key_bar import KeyBar
 from tui.widgets.composer import Composer
 from tui.widgets.held_queue import HeldQueue
 
@@ -267,8 +267,8 @@ async def test_a_timed_out_text_stays_visible_as_missed(store, tmp_path):
 
 
 def footer_actions(app: SwitchboardApp) -> list[str]:
-    """The actions the footer offers as usable (the rest are shown dimmed)."""
-    return [key.action for key in app.query(FooterKey) if not key.has_class("-disabled")]
+    """The actions the key bar offers as usable (the rest are shown dimmed)."""
+    return app.query_one(KeyBar).usable_actions
 
 
 async def test_when_the_selected_text_times_out_the_composer_stays_on_it(store, tmp_path):

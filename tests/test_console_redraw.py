@@ -71,3 +71,20 @@ async def test_a_longer_context_still_gets_its_height(store, tmp_path):
         shown = "\n".join(line.text for line in context.render_lines(context.size.region))
         assert "auto_responded" in shown
         noted.cancel()
+
+
+async def test_the_key_bar_dims_what_does_not_apply_and_a_click_presses_a_key(store, tmp_path):
+    from tui.screens.help import HelpScreen
+    from tui.widgets.key_bar import KeyBar
+
+    app = make_app(store, tmp_path, reply_timeout=60)
+    async with app.run_test(size=(120, 40)) as pilot:
+        bar = app.query_one(KeyBar)
+        await wait_until(pilot, lambda: "help" in bar.usable_actions)
+        assert "send" not in bar.usable_actions, "nothing to answer: send is dimmed"
+        request = asyncio.create_task(post(app.gateway_url, INCOMING))
+        await wait_until(pilot, lambda: "send" in bar.usable_actions)
+        start = next(start for start, _, key in bar._spans if key.action == "help")
+        await pilot.click(KeyBar, offset=(start + 1, 0))
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        request.cancel()

@@ -45,7 +45,8 @@ from .widgets.event_log import EventLog, LogEntry, rejected_line
 from .widgets.held_queue import ORDERS, HeldQueue
 from .widgets.phone_list import PhoneList
 from .widgets.status_bar import StatusBar
-from .widgets.steady import SteadyFooter, SteadyScreen, show_text
+from .widgets.key_bar import KeyBar
+from .widgets.steady import SteadyScreen, show_text
 from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
@@ -222,7 +223,7 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
         yield Static("Events (callbacks that need no answer)", id="events-title", classes="title")
         yield EventLog(id="events")
         yield StatusBar(id="status")
-        yield SteadyFooter()
+        yield KeyBar()
 
     async def on_mount(self) -> None:
         status = self.query_one(StatusBar)
@@ -242,7 +243,7 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
         composer = self.query_one(Composer)
         # Send, send empty, close_session and reprocess are usable only with an item up
         # (check_action): the footer shows them dimmed otherwise. It rereads the bindings
-        # only when told (SteadyFooter then redraws only if the keys differ).
+        # only when told (the KeyBar then redraws only if the keys differ).
         self.watch(composer, "item", lambda _item: self.refresh_bindings(), init=True)
         if composer.item is not None:
             composer.focus_reply()

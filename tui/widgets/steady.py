@@ -1,7 +1,7 @@
-"""Redraw only what changed: a footer and a Static update that skip no-op refreshes, and
-scroll views whose scrollable size changes without a layout pass.
+"""Redraw only what changed: a Static update that skips no-op refreshes, scroll views whose
+scrollable size changes without a layout pass, and a screen whose focus moving repaints
+only the two widgets it moves between (the key bar is widgets/key_bar.py).
 
-Textual's Footer recomposes (unmounting and mounting every key) on each bindings signal;
 `Static.update` asks for a layout pass even when the text is the same, or when the new
 text takes the same height; an Input asks for one on every key (its scrollable width is
 the text's), and a RichLog on every line written. Each makes the next frame re-arrange
@@ -18,8 +18,7 @@ from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
-from textual.widgets import Footer, Input, RichLog, Static
-from textual.widgets._footer import FooterKey
+from textual.widgets import Input, RichLog, Static
 
 
 def show_text(widget: Static, content: Text | str, *, layout: bool | None = None) -> None:
@@ -120,69 +119,3 @@ def _same(shown: object, content: Text | str) -> bool:
             == (content.justify, content.overflow, content.no_wrap, content.end)
         )
     return type(shown) is str and shown == content
-
-
-class SteadyFooter(Footer):
-    """A Footer that recomposes only when the keys it shows change.
-
-    Textual's Footer recomposes on every `bindings_updated_signal`, which fires on each
-    focus change. Here the signals of one refresh are coalesced into one check, and the
-    check recomposes only when the shown bindings (key, label, action, enabled) differ."""
-
-    _signature: tuple | None = None
-    _check_pending = False
-
-    def bindings_changed(self, screen: Screen) -> None:
-        if self._signature is None:
-            # The first signal (bindings ready): let Footer compose as it does.
-            if screen.app.app_focus:
-                self._signature = self._shown(screen)
-            super().bindings_changed(screen)
-            return
-        if not self._check_pending:
-            self._check_pending = True
-            self.call_after_refresh(self._check, screen)
-
-    def _check(self, screen: Screen) -> None:
-        self._check_pending = False
-        if not self.is_attached or screen is not self.screen or not screen.app.app_focus:
-            return  # as Footer: no recompose without focus; the signature stays as shown
-        signature = self._shown(screen)
-        if signature == self._signature:
-            return
-        if not self._restyle_in_place(signature):
-            super().bindings_changed(screen)
-        self._signature = signature
-
-    def _restyle_in_place(self, signature: tuple) -> bool:
-        """When only keys' enabled states differ (an item comes up or goes: send, send
-        empty...), dim or undim those keys; False when the keys themselves differ.
-
-        A recompose unmounts and mounts every key and restyles each (a fifth of the
-        console's time when items came and went under a flood)."""
-        old = self._signature
-        if old is None or len(old) != len(signature):
-            return False
-        if any(a[:4] != b[:4] or a[5] != b[5] for a, b in zip(old, signature)):
-            return False
-        enabled = {(key, action): on for key, _, _, action, on, _ in signature}
-        # The palette's key is not among the shown bindings: its state never changes here.
-        keys = [key for key in self.query(FooterKey) if not key.has_class("-command-palette")]
-        if any((key.key, key.action) not in enabled for key in keys):
-            return False
-        for key in keys:
-            on = enabled[(key.key, key.action)]
-            if key._disabled == on:
-                # Footer's own state for a dimmed key: the class draws it, the flag makes
-                # a click ring the bell instead of pressing it.
-                key._disabled = not on
-                key.set_class(not on, "-disabled")
-        return True
-
-    @staticmethod
-    def _shown(screen: Screen) -> tuple:
-        return tuple(
-            (binding.key, binding.key_display, binding.description, binding.action, enabled, tooltip)
-            for (_, binding, enabled, tooltip) in screen.active_bindings.values()
-            if binding.show
-        )
