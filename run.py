@@ -22,6 +22,8 @@ COMMANDS = (
     ("serve-sl", "the simulated SL alone: its HTTP API, and texters posting to your gateway"),
     ("export", "the whole history as JSON lines, oldest first"),
 )
+CONSOLE_FPS = 120
+"""The console's frame rate ceiling (TEXTUAL_FPS, unless the environment sets it)."""
 DEMO_MARK = "DEMO"
 """The file that marks a --demo history (simulated traffic): a real run refuses that directory."""
 
@@ -328,6 +330,12 @@ def _run(config: Config, store) -> int:
 
             return runner.run(run_headless(config, store))
         from server.backend.local import LocalBackend
+
+        # Textual draws at most MAX_FPS frames a second and a change waits for the next
+        # one: at 60 a held text's row waited up to 17 ms for its frame. The frames are
+        # short now (a repaint of what changed), so 120 halves that wait; Textual reads it
+        # once, when imported (benchmarks/desk_bench.py; README, Performance).
+        os.environ.setdefault("TEXTUAL_FPS", str(CONSOLE_FPS))
         from tui.app import SwitchboardApp
 
         # The entry point composes the core; the console gets only its backend.

@@ -22,6 +22,7 @@ from textual.strip import Strip
 from data.models import CallbackRecord
 
 from ..safe import safe_line
+from .steady import FrameStyled
 from .steady import set_virtual_size
 
 MAX_LINES = 1000
@@ -76,7 +77,7 @@ def _as_text(entry: LogEntry) -> Text:
     return entry if isinstance(entry, Text) else describe(entry)
 
 
-class EventLog(ScrollView, can_focus=True):
+class EventLog(FrameStyled, ScrollView, can_focus=True):
     """The newest MAX_LINES entries, oldest at the top; it follows the newest unless the
     operator has scrolled up (then the lines on screen stay put)."""
 
@@ -146,13 +147,13 @@ class EventLog(ScrollView, can_focus=True):
             self._strips.clear()
         index = y + self.scroll_offset.y
         if not 0 <= index < len(self._entries):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.frame_style)
         key = self._dropped + index
         strip = self._strips.get(key)
         if strip is None:
             text = _as_text(self._entries[index])
             segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-            strip = Strip(segments).crop_extend(0, width, self.rich_style)
+            strip = Strip(segments).crop_extend(0, width, self.frame_style)
             if len(self._strips) > 4 * max(1, self.size.height):
                 self._strips.clear()
             self._strips[key] = strip

@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .steady import set_virtual_size
+from .steady import FrameStyled, set_virtual_size
 
 
 _FOCUSED = Style(reverse=True)
@@ -24,13 +24,13 @@ _CURSOR = Style(bgcolor="grey23")
 """The cursor's row: with the focus on the list, and without."""
 
 
-class RowView(ScrollView, can_focus=True):
+class RowView(FrameStyled, ScrollView, can_focus=True):
     """Rows `0 .. row_count - 1`, a cursor on one of them. Subclasses give `row_count` and
     `row_text(index, width)`, and `empty_text` for when there is no row."""
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=True)
 
-    _frame: tuple[int, int, Style, bool] = (0, 0, Style(), False)
+    _frame: tuple[int, int, bool] = (0, 0, False)
 
     empty_text = ""
     """A dim line shown in place of the rows while there are none."""
@@ -61,13 +61,13 @@ class RowView(ScrollView, can_focus=True):
             self.scroll_to(y=index - height + 1, animate=False)
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        # What every line of this frame shares, looked up once (each is a walk of the DOM:
-        # a fifth of a frame of the queue when taken per line).
-        self._frame = (self.size.width, self.row_width, self.rich_style, self.has_focus)
+        # What every line of this frame shares, looked up once (the style by FrameStyled).
+        self._frame = (self.size.width, self.row_width, self.has_focus)
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        width, row_width, base, focused = self._frame
+        width, row_width, focused = self._frame
+        base = self.frame_style
         index = y + self.scroll_offset.y
         if index >= self.row_count:
             if index == 0 and self.empty_text:

@@ -11,11 +11,13 @@ arriving meanwhile waits behind it (docs/performance.md, "What made the console 
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.css.scalar import Unit
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
 from textual.widgets import Input, RichLog, Static
@@ -66,6 +68,18 @@ class SteadyScreen(Screen):
     focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
 
+class FrameStyled:
+    """For a widget drawn line by line: its Rich style, looked up once per frame rather than
+    once per line. Textual computes `rich_style` afresh on each call (a walk up the DOM
+    for the backgrounds): per line it was a third of a frame of the thread view."""
+
+    frame_style: Style = Style()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self.frame_style = self.rich_style  # type: ignore[attr-defined]
+        return super().render_lines(crop)  # type: ignore[misc]
+
+
 class SteadyScroll:
     """For a scroll view whose box the CSS sets (a fixed height, `1fr`): a new scrollable
     size (a longer text in an input, a line written to a log) updates the scrollbars and
@@ -92,8 +106,15 @@ class SteadyInput(SteadyScroll, Input):
     """
 
 
-class SteadyLog(SteadyScroll, RichLog):
+class SteadyLog(FrameStyled, SteadyScroll, RichLog):
     """A RichLog of fixed size whose writes repaint it, and nothing else."""
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if scroll_y + y >= len(self.lines):
+            return Strip.blank(width, self.frame_style)
+        return self._render_line(scroll_y + y, scroll_x, width).apply_style(self.frame_style)
 
 
 def set_virtual_size(view: ScrollView, size: Size) -> None:
