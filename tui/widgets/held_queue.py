@@ -298,46 +298,55 @@ class HeldQueue(RowView):
 
     empty_text = " Nothing held. Waiting for texts…"
 
-    def row_text(self, index: int, width: int) -> Text:
-        return self._conversation_line(index, width) if index < len(self._phones) else self._missed_line(index, width)
+    def row_key(self, index: int) -> tuple:
+        """What row `index` shows (its text is drawn from this alone, so a kept row is
+        redrawn exactly when this changes): a conversation's phone, oldest text, count,
+        countdown, marks; a missed text's number and draft mark."""
+        if index < len(self._phones):
+            phone = self._phones[index]
+            waiting = self._by_phone[phone]
+            left = min(item.deadline for item in waiting) - time.time()
+            return ("held", phone, waiting[0].seq, len(waiting), f"{max(0, left):3.0f}s ", left < URGENT,
+                    phone in self.marked, any(item.seq in self.drafts for item in waiting),
+                    any(phone_of(m.item) == phone for m in self._missed), self.flags.get(phone, ""))
+        missed = self._missed[index - len(self._phones)]
+        return ("miss", missed.item.seq, missed.item.seq in self.drafts)
 
-    def _conversation_line(self, index: int, width: int) -> Text:
-        phone = self._phones[index]
-        waiting = self._by_phone[phone]
-        oldest = waiting[0]
-        left = min(item.deadline for item in waiting) - time.time()
+    def row_text(self, index: int, width: int) -> Text:
+        key = self.row_key(index)
+        at_cursor = index == self.cursor
+        if key[0] == "held":
+            return self._conversation_line(key, self._by_phone[key[1]][0], at_cursor, width)
+        return self._missed_line(key, self._missed[index - len(self._phones)].item, at_cursor, width)
+
+    @staticmethod
+    def _conversation_line(key: tuple, oldest: HeldItem, at_cursor: bool, width: int) -> Text:
+        _, phone, _, count, left, urgent, marked, draft, missed, flag = key
         text = Text(no_wrap=True, end="")
-        text.append("▶" if index == self.cursor else " ", style="bold")
-        text.append("●" if phone in self.marked else " ", style="bold magenta")
-        text.append(f"{max(0, left):3.0f}s ", style="bold red" if left < URGENT else "bold yellow")
-        count = len(waiting)
+        text.append("▶" if at_cursor else " ", style="bold")
+        text.append("●" if marked else " ", style="bold magenta")
+        text.append(left, style="bold red" if urgent else "bold yellow")
         label = "" if count < 2 else f"×{count}" if count < 100 else "99+"
         text.append(f"{label:<3} ", style="bold")  # "×12 5550000001": never run into the phone
         # No kind column: a new subscriber's row says so in its text. A 10-digit phone takes
         # 10 columns, so the preview keeps a dozen at 120 columns.
         kind = "SUB" if oldest.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
         text.append(f"{plain_line(phone, 14):<10} ", style="bold")
-        marks = ""
-        if any(item.seq in self.drafts for item in waiting):
-            marks += "✎"
-        if any(phone_of(m.item) == phone for m in self._missed):
-            marks += "✗"
-        flag = self.flags.get(phone, "")
-        marks += {"blacklisted": "⊘", "loop": "∞"}.get(flag, "")
+        marks = ("✎" if draft else "") + ("✗" if missed else "") + {"blacklisted": "⊘", "loop": "∞"}.get(flag, "")
         text.append(f"{marks:<2} ", style="bold red" if flag else "bold cyan")
         body = oldest.record.parsed.get("body", "") if kind == "MSG" else "(new subscriber: tags?)"
         text.append(plain_line(str(body), max(1, width - text.cell_len)))
         return text
 
-    def _missed_line(self, index: int, width: int) -> Text:
-        missed = self._missed[index - len(self._phones)]
-        item = missed.item
+    @staticmethod
+    def _missed_line(key: tuple, item: HeldItem, at_cursor: bool, width: int) -> Text:
+        _, _, draft = key
         text = Text(no_wrap=True, end="", style="dim")
-        text.append("▶" if index == self.cursor else " ", style="bold")
+        text.append("▶" if at_cursor else " ", style="bold")
         text.append(" miss   ", style="red")
         kind = "SUB" if item.record.type == CallbackType.SUBSCRIPTION_CREATED else "MSG"
         text.append(f"{plain_line(phone_of(item), 14):<10} ", style="bold")
-        if item.seq in self.drafts:
+        if draft:
             text.append("✎ ", style="bold cyan")
         body = item.record.parsed.get("body", "") if kind == "MSG" else "(new subscriber)"
         text.append(plain_line(str(body), max(1, width - text.cell_len)))

@@ -9,6 +9,8 @@ the UI loop once a second, and an enter or an arriving text waited behind it. Th
 
 from __future__ import annotations
 
+from typing import Hashable
+
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region, Size
@@ -32,6 +34,11 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
 
     _frame: tuple[int, int, bool] = (0, 0, False)
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._drawn: dict[tuple, Strip] = {}
+        """Rows drawn, by `row_key`, width, cursor and focus."""
+
     empty_text = ""
     """A dim line shown in place of the rows while there are none."""
 
@@ -42,6 +49,12 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
     def row_text(self, index: int, width: int) -> Text:
         """Row `index`, fitted to `width` columns (one line, no wrapping)."""
         raise NotImplementedError
+
+    def row_key(self, index: int) -> Hashable | None:
+        """Everything row `index`'s text depends on but the width and the cursor, or None
+        when the row is not to be kept drawn. Rows with a key are drawn once and kept: a
+        text arriving or answered moves the rows, and only the new one is drawn again."""
+        return None
 
     @property
     def row_width(self) -> int:
@@ -74,11 +87,25 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
                 hint = Text(self.empty_text, style="dim")
                 return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
             return Strip.blank(width, base)
+        key = self.row_key(index)
+        if key is not None:
+            kept = self._drawn.get((key, row_width, index == self.cursor, focused))
+            if kept is not None:
+                return kept
         text = self.row_text(index, row_width)
         if index == self.cursor:
             text.stylize(_FOCUSED if focused else _CURSOR)
         segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-        return Strip(segments).crop_extend(0, width, base)
+        strip = Strip(segments).crop_extend(0, width, base)
+        if key is not None:
+            if len(self._drawn) > 8 * max(1, self.size.height):
+                self._drawn.clear()
+            self._drawn[(key, row_width, index == self.cursor, focused)] = strip
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._drawn.clear()  # a theme or a style changed: the kept rows are in the old one
 
     def on_focus(self) -> None:
         self.refresh()
