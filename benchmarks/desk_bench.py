@@ -267,25 +267,36 @@ async def part_arrival(count: int, rate: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="desk_bench_") as tmp:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             desk = await Desk.start(Path(tmp) / "a", session)
-            flood = None
             try:
-                flood = await start_flood(desk.url, rate, duration=2.0 + count * 1.0)
-                await asyncio.sleep(1.0)  # the flood is steady
-                before, t_before = (await desk.healthz())["totals"], time.perf_counter()
-                cpu = CpuWatch(desk.term.proc.pid)
-                for k in range(count):
-                    samples.append(await arrival_sample(desk, k))
-                load = cpu.stop()
-                after, t_after = (await desk.healthz())["totals"], time.perf_counter()
-                flooding = flood.returncode is None
+                async def sample() -> None:
+                    for k in range(count):
+                        samples.append(await arrival_sample(desk, k))
+
+                flooded = await under_flood(desk, rate, 2.0 + count * 1.0, sample)
             finally:
-                if flood is not None and flood.returncode is None:
-                    flood.send_signal(signal.SIGTERM)
-                    await flood.wait()
                 await desk.close()
+    return {"part": "arrival", "rate": rate, **flooded, **describe(samples)}
+
+
+async def under_flood(desk: Desk, rate: float, duration: float, sample) -> dict:
+    """Run `sample()` while the flood sends `rate` delivery reports a second to `desk`; the
+    rate the console received meanwhile, whether the flood still ran at the end, and the
+    CPU used while sampling."""
+    flood = await start_flood(desk.url, rate, duration=duration)
+    try:
+        await asyncio.sleep(1.0)  # the flood is steady
+        before, t_before = (await desk.healthz())["totals"], time.perf_counter()
+        cpu = CpuWatch(desk.term.proc.pid)
+        await sample()
+        load = cpu.stop()
+        after, t_after = (await desk.healthz())["totals"], time.perf_counter()
+        flooding = flood.returncode is None
+    finally:
+        if flood.returncode is None:
+            flood.send_signal(signal.SIGTERM)
+            await flood.wait()
     received = after.get("received", 0) - before.get("received", 0)
-    return {"part": "arrival", "rate": rate, "received_per_s": received / (t_after - t_before),
-            "flooding": flooding, **load, **describe(samples)}
+    return {"received_per_s": received / (t_after - t_before), "flooding": flooding, **load}
 
 
 async def arrival_sample(desk: Desk, k: int) -> float:
@@ -313,28 +324,19 @@ async def part_keys(held: int, count: int, rate: float) -> dict:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             # Holding thousands takes a while on a busy machine: none may time out meanwhile.
             desk = await Desk.start(Path(tmp) / "k", session, reply_timeout=600)
-            flood = None
             try:
                 await hold_many(desk, held)
-                flood = await start_flood(desk.url, rate, duration=60.0)
-                await asyncio.sleep(1.0)  # the flood is steady
-                before, t_before = (await desk.healthz())["totals"], time.perf_counter()
-                cpu = CpuWatch(desk.term.proc.pid)
-                group = 0
-                while len(samples) < count:
-                    samples.extend(await type_group(desk.term, f"xq{group:03d}", "ZQJVKWXY"))
-                    group += 1
-                load = cpu.stop()
-                after, t_after = (await desk.healthz())["totals"], time.perf_counter()
-                flooding = flood.returncode is None
+
+                async def sample() -> None:
+                    group = 0
+                    while len(samples) < count:
+                        samples.extend(await type_group(desk.term, f"xq{group:03d}", "ZQJVKWXY"))
+                        group += 1
+
+                flooded = await under_flood(desk, rate, 60.0, sample)
             finally:
-                if flood is not None and flood.returncode is None:
-                    flood.send_signal(signal.SIGTERM)
-                    await flood.wait()
                 await desk.close()
-    received = after.get("received", 0) - before.get("received", 0)
-    return {"part": "keys", "held": held, "rate": rate, "received_per_s": received / (t_after - t_before),
-            "flooding": flooding, **load, **describe(samples[:count])}
+    return {"part": "keys", "held": held, "rate": rate, **flooded, **describe(samples[:count])}
 
 
 async def type_group(term: PtyApp, prefix: str, keys: str) -> list[float]:

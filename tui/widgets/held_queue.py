@@ -264,14 +264,10 @@ class HeldQueue(RowView):
     # -- actions -----------------------------------------------------------------------
 
     def _move_to(self, index: int) -> None:
-        if not self.row_count:
-            return
-        index = max(0, min(self.row_count - 1, index))
-        self.cursor = index
-        self.scroll_to_row(index)
-        row = self._row(index)
-        assert row is not None
-        self.post_message(self.Selected(row.item, missed=row.outcome, ended_at=row.at))
+        if self.move_cursor(index):
+            row = self._row(self.cursor)
+            assert row is not None
+            self.post_message(self.Selected(row.item, missed=row.outcome, ended_at=row.at))
 
     def action_cursor(self, delta: int) -> None:
         self._move_to(self.cursor + delta)

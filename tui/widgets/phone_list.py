@@ -149,11 +149,7 @@ class PhoneList(RowView):
     # -- actions -----------------------------------------------------------------------
 
     def _move_to(self, index: int) -> None:
-        if not self._contacts:
-            return
-        self.cursor = max(0, min(len(self._contacts) - 1, index))
-        self.scroll_to_row(self.cursor)
-        if self.cursor == len(self._contacts) - 1 and len(self._contacts) >= self.limit:
+        if self.move_cursor(index) and self.cursor == len(self._contacts) - 1 and len(self._contacts) >= self.limit:
             self.limit += PAGE
             self.post_message(self.WantsMore(self.limit))
 

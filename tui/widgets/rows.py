@@ -27,8 +27,9 @@ _CURSOR = Style(bgcolor="grey23")
 
 
 class RowView(FrameStyled, ScrollView, can_focus=True):
-    """Rows `0 .. row_count - 1`, a cursor on one of them. Subclasses give `row_count` and
-    `row_text(index, width)`, and `empty_text` for when there is no row."""
+    """Rows `0 .. row_count - 1`, a cursor on one of them. The queue and the phone list say
+    how many rows they have and what each shows (`row_count`, `row_text`, `row_key`);
+    by itself a RowView has none and shows `empty_text`."""
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=True)
 
@@ -44,11 +45,11 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
 
     @property
     def row_count(self) -> int:
-        raise NotImplementedError
+        return 0
 
     def row_text(self, index: int, width: int) -> Text:
-        """Row `index`, fitted to `width` columns (one line, no wrapping)."""
-        raise NotImplementedError
+        """Row `index` (below `row_count`), fitted to `width` columns: one line, no wrapping."""
+        return Text("", end="")
 
     def row_key(self, index: int) -> Hashable | None:
         """Everything row `index`'s text depends on but the width and the cursor, or None
@@ -64,6 +65,15 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
     def rows_changed(self) -> None:
         """The number of rows or what they show changed: repaint the list."""
         set_virtual_size(self, Size(self.size.width, self.row_count))
+
+    def move_cursor(self, index: int) -> bool:
+        """Put the cursor on row `index` (within the rows) and the row in view; False when
+        there are no rows."""
+        if not self.row_count:
+            return False
+        self.cursor = max(0, min(self.row_count - 1, index))
+        self.scroll_to_row(self.cursor)
+        return True
 
     def scroll_to_row(self, index: int) -> None:
         top = self.scroll_offset.y
