@@ -308,7 +308,7 @@ async def test_show_text_leaves_a_widget_alone_when_its_text_is_the_same(store, 
 
     app = make_app(store, tmp_path)
     async with app.run_test(size=(120, 40)):
-        title = app.query_one("#thread-title", Static)
+        title = app.query_one("#phones-title", Static)
         first = Text("Conversation with 555", style="bold")
         show_text(title, first, layout=False)
         show_text(title, Text("Conversation with 555", style="bold"), layout=False)

@@ -61,7 +61,8 @@ async def test_a_longer_context_still_gets_its_height(store, tmp_path):
         plain = asyncio.create_task(post(app.gateway_url, INCOMING))
         await wait_until(pilot, lambda: composer.item is not None)
         context = app.query_one("#composer-context")
-        await wait_until(pilot, lambda: context.size.height == 1)
+        # two lines (its min-height) for "Answering ..." and the idle line alike
+        await wait_until(pilot, lambda: context.size.height == 2)
         await pilot.press(*"ok", "enter")
         assert (await asyncio.wait_for(plain, 5))[0] == 200
         noted = asyncio.create_task(post(app.gateway_url, {**INCOMING, "auto_subscribe": "true",

@@ -46,7 +46,8 @@ from .widgets.held_queue import ORDERS, HeldQueue
 from .widgets.phone_list import PhoneList
 from .widgets.status_bar import StatusBar
 from .widgets.key_bar import KeyBar
-from .widgets.steady import SteadyScreen, show_text
+from .widgets.lines import TextLines
+from .widgets.steady import SteadyScreen
 from .widgets.thread_view import ThreadView
 
 FLUSH_DELAY = 0.03
@@ -209,12 +210,12 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Static("Held", id="queue-title", classes="title")
+                yield TextLines("Held", id="queue-title", classes="title")
                 yield HeldQueue(id="queue")
                 yield Static("Phones — by recent activity", id="phones-title", classes="title")
                 yield PhoneList(id="phones")
             with Vertical(id="center"):
-                yield Static("Conversation", id="thread-title", classes="title")
+                yield TextLines("Conversation", id="thread-title", classes="title")
                 yield ThreadView(id="thread")
                 yield Composer(id="composer")
             with Vertical(id="right"):
@@ -468,7 +469,7 @@ class SwitchboardApp(ConversationActions, AnsweringActions, Quitting, DeskAction
         if missed:
             title.append(f" · missed {missed}", style="bold red")
         title.append(f" — {ORDERS[self.query_one(HeldQueue).order]}", style="dim")
-        show_text(self.query_one("#queue-title", Static), title, layout=False)
+        self.query_one("#queue-title", TextLines).show(title)
         if waiting != self._waiting_shown:
             self._waiting_shown = waiting
             self._set_window_title(f"Switchboard - {waiting} waiting" if waiting else "Switchboard")

@@ -11,7 +11,6 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.widgets import Static
 
 from data.models import ThreadPage
 from data.phones import normalise_phone
@@ -23,7 +22,7 @@ from .widgets.drafts import item_phone
 from .widgets.contact_panel import ContactPanel
 from .widgets.held_queue import HeldQueue
 from .widgets.phone_list import PhoneList
-from .widgets.steady import show_text
+from .widgets.lines import TextLines
 from .widgets.thread_view import ThreadView
 
 if TYPE_CHECKING:
@@ -53,8 +52,8 @@ class ConversationActions(_Base):
     def _show_phone(self, phone: str) -> None:
         """Put `phone`'s conversation on screen; its history is read off the UI loop."""
         self._phone = phone
-        title = self.query_one("#thread-title", Static)
-        show_text(title, Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation"), layout=False)
+        self.query_one("#thread-title", TextLines).show(
+            Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end=""))
         self.query_one(Composer).viewing = phone
         self.run_worker(partial(self._read_phone, phone), group="thread", exclusive=True, name="read-thread")
 
@@ -74,14 +73,14 @@ class ConversationActions(_Base):
         self._entries = entries
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
         self.query_one(ThreadView).show(phone, entries, more=page.more)
-        self.query_one(ContactPanel).show(phone, contact, notes)
+        self.query_one(ContactPanel).show_contact(phone, contact, notes)
         if contact is not None and not self._unasked:
             self.query_one(PhoneList).mark_seen(phone, contact.messages_in)
             await self.backend.mark_read(phone, contact.messages_in)
         title = Text(f"Conversation with {plain_line(phone, 30)}" if phone else "Conversation", end="")
         if notes:
             title.append(f"  ✎ {len(notes)} note{'s' if len(notes) != 1 else ''}", style="italic")
-        show_text(self.query_one("#thread-title", Static), title, layout=False)
+        self.query_one("#thread-title", TextLines).show(title)
 
     def on_thread_view_older_wanted(self, event: ThreadView.OlderWanted) -> None:
         self.run_worker(partial(self._read_older, event.phone, event.before), group="thread-older",

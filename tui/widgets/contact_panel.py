@@ -6,26 +6,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
-from textual.widgets import Static
 
 from data.models import ContactState
 from server.backend import Note
 
 from ..safe import safe_line
-from .steady import show_text
+from .lines import TextLines
 
 
-class ContactPanel(Static):
-    """Set `show(state)`; renders nothing from untrusted text without neutralising it."""
+class ContactPanel(TextLines):
+    """Set `show_contact(...)`; renders nothing from untrusted text without neutralising it.
+    Drawn line by line (widgets/lines.py): another phone repaints the lines that differ."""
 
-    def show(self, phone: str, state: ContactState | None, notes: list[Note] | None = None) -> None:
+    def show_contact(self, phone: str, state: ContactState | None, notes: list[Note] | None = None) -> None:
         text = Text(end="")
         text.append("Phone ", style="dim")
         text.append_text(safe_line(phone or "—", "bold"))
         if state is None:
             text.append("\n\nNo history yet.", style="dim")
             self._notes(text, notes or [])
-            show_text(self, text)
+            self.show(text)
             return
 
         def row(label: str, value: str, style: str = "") -> None:
@@ -49,7 +49,7 @@ class ContactPanel(Static):
         if state.last_seen:
             row("Last seen", datetime.fromtimestamp(state.last_seen).strftime("%Y-%m-%d %H:%M:%S"))
         self._notes(text, notes or [])
-        show_text(self, text)
+        self.show(text)
 
     @staticmethod
     def _notes(text: Text, notes: list[Note]) -> None:

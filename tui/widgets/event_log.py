@@ -153,7 +153,7 @@ class EventLog(FrameStyled, ScrollView, can_focus=True):
         if strip is None:
             text = _as_text(self._entries[index])
             segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-            strip = Strip(segments).crop_extend(0, width, self.frame_style)
+            strip = Strip(segments).apply_style(self.frame_style).crop_extend(0, width, self.frame_style)
             if len(self._strips) > 4 * max(1, self.size.height):
                 self._strips.clear()
             self._strips[key] = strip

@@ -136,7 +136,7 @@ class KeyBar(Widget):
         line.pad_right(max(0, width - line.cell_len - palette.cell_len))
         line.append_text(palette)
         segments = [segment for segment in line.render(self.app.console) if segment.text != "\n"]
-        return Strip(segments).crop_extend(0, width, base)
+        return Strip(segments).apply_style(base).crop_extend(0, width, base)
 
     def _key_at(self, x: int) -> Key | None:
         palette_at = self.size.width - self._palette_text().cell_len

@@ -95,7 +95,7 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
         if index >= self.row_count:
             if index == 0 and self.empty_text:
                 hint = Text(self.empty_text, style="dim")
-                return Strip(list(hint.render(self.app.console)), hint.cell_len).crop_extend(0, width, base)
+                return Strip(list(hint.render(self.app.console)), hint.cell_len).apply_style(base).crop_extend(0, width, base)
             return Strip.blank(width, base)
         key = self.row_key(index)
         if key is not None:
@@ -106,7 +106,7 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
         if index == self.cursor:
             text.stylize(_FOCUSED if focused else _CURSOR)
         segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-        strip = Strip(segments).crop_extend(0, width, base)
+        strip = Strip(segments).apply_style(base).crop_extend(0, width, base)
         if key is not None:
             if len(self._drawn) > 8 * max(1, self.size.height):
                 self._drawn.clear()

@@ -6,17 +6,36 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widgets import Static
+
+from .lines import TextLines
 
 
-class StatusBar(Static):
-    gateway_url: reactive[str] = reactive("starting…")
-    key_state: reactive[str] = reactive("")
-    counts: reactive[dict[str, int]] = reactive(dict)
+class StatusBar(TextLines):
+    """Drawn as a kept line (widgets/lines.py): a count that changes repaints the bar's one
+    line, without Textual's content pipeline."""
+
+    gateway_url: reactive[str] = reactive("starting…", repaint=False)
+    key_state: reactive[str] = reactive("", repaint=False)
+    counts: reactive[dict[str, int]] = reactive(dict, repaint=False)
     """Assigned a fresh dict each time: the bar redraws only when a count differs."""
-    notice: reactive[str] = reactive("")
+    notice: reactive[str] = reactive("", repaint=False)
 
-    def render(self) -> Text:
+    def on_mount(self) -> None:
+        self.show(self.line())
+
+    def watch_gateway_url(self) -> None:
+        self.show(self.line())
+
+    def watch_key_state(self) -> None:
+        self.show(self.line())
+
+    def watch_counts(self) -> None:
+        self.show(self.line())
+
+    def watch_notice(self) -> None:
+        self.show(self.line())
+
+    def line(self) -> Text:
         text = Text(no_wrap=True, end="")
         wide = self.size.width >= 110
         text.append(" Gateway URL " if wide else " URL ", style="bold reverse")
@@ -45,4 +64,5 @@ class StatusBar(Static):
         return text
 
     def on_resize(self) -> None:
-        self.refresh()
+        super().on_resize()
+        self.show(self.line())  # the labels are shorter below 110 columns

@@ -22,6 +22,8 @@ from textual.scroll_view import ScrollView
 from textual.widget import Widget
 from textual.widgets import Input, RichLog, Static
 
+from .clustered import ClusteredCompositor
+
 
 def show_text(widget: Static, content: Text | str, *, layout: bool | None = None) -> None:
     """`widget.update(content)` unless it already shows exactly that (text and styles).
@@ -30,7 +32,7 @@ def show_text(widget: Static, content: Text | str, *, layout: bool | None = None
     (it has `height: auto` and the text wraps to another number of lines, within its
     min/max height). `layout=False` says the size cannot change (a fixed height);
     `layout=True` asks for the pass whatever the text."""
-    if _same(widget.content, content):
+    if same_text(widget.content, content):
         return
     if layout is not None:
         widget.update(content, layout=layout)
@@ -66,6 +68,10 @@ class SteadyScreen(Screen):
     comes and is answered: the composer gives up the focus while it has nothing to answer)."""
 
     focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+
+    def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name, id, classes)
+        self._compositor = ClusteredCompositor()
 
 
 class FrameStyled:
@@ -128,7 +134,7 @@ def set_virtual_size(view: ScrollView, size: Size) -> None:
     view.refresh()
 
 
-def _same(shown: object, content: Text | str) -> bool:
+def same_text(shown: object, content: Text | str) -> bool:
     if isinstance(content, Text):
         # Text's == compares the characters and spans only, not the base style
         return (
