@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
+from functools import partial
 from typing import Any, Mapping
 
 from .catalog import KIND_CALLBACK, KIND_CODES, KIND_OUTBOUND, KIND_TYPES, VERSION, Catalog, SegmentFiling, contact_row
@@ -181,9 +182,6 @@ class HistoryIndex:
         no = ov.no
         self.closed.append(no)
         self.sizes[no] = size
-        first = ov.first_seq
-        byseq = [(first + i, loc, cb) for i, (loc, cb) in enumerate(zip(ov.locs, ov.is_callback)) if loc >= 0]
-        byseq.extend((seq, loc, cb) for seq, (loc, cb) in ov.stray.items())
         heads = self.heads
         blocks = []
         for phone, locs in ov.threads.items():
@@ -192,20 +190,12 @@ class HistoryIndex:
         contacts = self.contacts
         rows = [contact_row(contacts[p], heads.get(p, 0)) for p in ov.changed | ov.threads.keys()]
         filing = SegmentFiling(
-            no=no, size=size, records=ov.records, byseq=byseq, responses=list(ov.responses.items()),
-            blocks=blocks, contacts=rows, mids=list(ov.mids.items()), next_seq=self.next_seq,
-            counts=(self.counts[0], self.counts[1], self.counts[2]),
+            no=no, size=size, records=ov.records, blocks=blocks, contacts=rows, next_seq=self.next_seq,
+            counts=(self.counts[0], self.counts[1], self.counts[2]), fill=partial(_record_rows, ov),
         )
         self.pending.append(ov)
         self.begin(new_no)
         return filing
-
-    def reopen_live(self, ov: Overlay) -> None:
-        """Undo `close_live` (the new segment could not be created)."""
-        self.pending.remove(ov)
-        self.closed.remove(ov.no)
-        self.sizes.pop(ov.no, None)
-        self.live = ov
 
     def filed(self, upto: int) -> None:
         """The catalog holds every segment up to `upto`: drop their overlays."""
@@ -307,3 +297,13 @@ class HistoryIndex:
         if len(out) < limit:
             out.extend(loc for _seq, loc in self.catalog.recent_callback_locs(below, limit - len(out)))
         return out[::-1]
+
+
+def _record_rows(ov: Overlay, filing: SegmentFiling) -> None:
+    """A closed overlay's rows one per record, for its filing (on the sidecar thread: a
+    closed overlay no longer changes)."""
+    first = ov.first_seq
+    filing.byseq = [(first + i, loc, cb) for i, (loc, cb) in enumerate(zip(ov.locs, ov.is_callback)) if loc >= 0]
+    filing.byseq.extend((seq, loc, cb) for seq, (loc, cb) in ov.stray.items())
+    filing.responses = list(ov.responses.items())
+    filing.mids = list(ov.mids.items())
