@@ -61,7 +61,7 @@ class TextLines(Widget):
 
     def _draw(self, width: int, base: Style) -> list[Strip]:
         console = self.app.console
-        lines = self._text.wrap(console, width, overflow="fold") if width > 0 else []
+        lines = self._text.wrap(console, width) if width > 0 else []  # the text's own overflow
         # the widget's style under the text's own (its background, colour and bold)
         return [Strip(line.render(console, end="")).apply_style(base).crop_extend(0, width, base)
                 for line in lines[: max(0, self.content_region.height or len(lines))]]
