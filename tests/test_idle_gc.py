@@ -13,15 +13,15 @@ def test_takes_over_and_gives_back_the_thresholds():
     collector = IdleCollector()
     collector.take_over()
     try:
-        assert gc.get_threshold() == (CONSOLE_YOUNG, NEVER, NEVER)
+        assert gc.get_threshold() == (CONSOLE_YOUNG, before[1], NEVER)
     finally:
         collector.give_back()
     assert gc.get_threshold() == before
 
 
-def test_only_young_collections_run_by_themselves():
-    """Objects that survive young collections wait for the full one, however many there are:
-    a middle-generation collection scanned all of them, a pause of 50-70 ms in a flood."""
+def test_no_full_collection_runs_by_itself_however_many_objects_survive():
+    """Young and middle collections go on (the console's cyclic garbage needs them); a full
+    one waits for the collector, however many thresholds' worth of objects survive."""
     counts = {0: 0, 1: 0, 2: 0}
 
     def seen(phase: str, info: dict) -> None:
@@ -32,16 +32,16 @@ def test_only_young_collections_run_by_themselves():
     gc.callbacks.append(seen)
     collector.take_over()
     try:
-        kept = [[n] for n in range(CONSOLE_YOUNG * 30)]  # survivors: 30 thresholds' worth
-        assert counts[0] >= 20
-        assert counts[1] == 0 and counts[2] == 0
+        kept = [[n] for n in range(CONSOLE_YOUNG * 60)]  # survivors: 60 young thresholds' worth
+        assert counts[0] >= 20 and counts[1] >= 1
+        assert counts[2] == 0
         collector._last_full = 0.0  # due: the full collection takes them
         assert collector.tick() is True
         assert counts[2] == 1
     finally:
         collector.give_back()
         gc.callbacks.remove(seen)
-    assert len(kept) == CONSOLE_YOUNG * 30
+    assert len(kept) == CONSOLE_YOUNG * 60
 
 
 def test_collects_only_when_idle_and_not_too_often():
