@@ -64,11 +64,12 @@ class ConversationActions(_Base):
         entries = page.entries
         contact = await self.backend.contact(phone) if phone else None
         notes = await self.backend.notes(phone) if phone else []
-        if answering and answering != phone:
-            composer.contact = await self.backend.contact(answering)
-        elif answering:
-            composer.contact = contact
-        if phone != self._phone or not self._screen_up():
+        answering_contact = await self.backend.contact(answering) if answering and answering != phone else contact
+        if not self._screen_up():
+            return  # quitting: the widgets may be gone already
+        if answering:
+            composer.contact = answering_contact
+        if phone != self._phone:
             return  # the operator has moved on; a newer read is on its way
         self._entries = entries
         self._thread_ids = {mid for entry in entries for mid in entry.message_ids}
