@@ -22,7 +22,7 @@ from textual.strip import Strip
 from data.models import CallbackRecord
 
 from ..safe import safe_line
-from .steady import FrameStyled
+from .steady import FrameStyled, text_line
 from .steady import set_virtual_size
 
 MAX_LINES = 1000
@@ -152,8 +152,7 @@ class EventLog(FrameStyled, ScrollView, can_focus=True):
         strip = self._strips.get(key)
         if strip is None:
             text = _as_text(self._entries[index])
-            segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-            strip = Strip(segments).apply_style(self.frame_style).crop_extend(0, width, self.frame_style)
+            strip = text_line(text, self.app.console, width, self.frame_style)
             if len(self._strips) > 4 * max(1, self.size.height):
                 self._strips.clear()
             self._strips[key] = strip

@@ -19,6 +19,8 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .steady import text_line
+
 
 @dataclass(frozen=True, slots=True)
 class Key:
@@ -135,8 +137,7 @@ class KeyBar(Widget):
             line.append("…", description_style)
         line.pad_right(max(0, width - line.cell_len - palette.cell_len))
         line.append_text(palette)
-        segments = [segment for segment in line.render(self.app.console) if segment.text != "\n"]
-        return Strip(segments).apply_style(base).crop_extend(0, width, base)
+        return text_line(line, self.app.console, width, base)
 
     def _key_at(self, x: int) -> Key | None:
         palette_at = self.size.width - self._palette_text().cell_len

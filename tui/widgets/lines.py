@@ -17,7 +17,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .steady import same_text
+from .steady import same_text, text_line
 
 __all__ = ["TextLines"]
 
@@ -62,8 +62,7 @@ class TextLines(Widget):
     def _draw(self, width: int, base: Style) -> list[Strip]:
         console = self.app.console
         lines = self._text.wrap(console, width) if width > 0 else []  # the text's own overflow
-        # the widget's style under the text's own (its background, colour and bold)
-        return [Strip(line.render(console, end="")).apply_style(base).crop_extend(0, width, base)
+        return [text_line(line, console, width, base)
                 for line in lines[: max(0, self.content_region.height or len(lines))]]
 
     def render_lines(self, crop: Region) -> list[Strip]:

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .steady import FrameStyled, set_virtual_size
+from .steady import FrameStyled, set_virtual_size, text_line
 
 
 _FOCUSED = Style(reverse=True)
@@ -95,7 +95,7 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
         if index >= self.row_count:
             if index == 0 and self.empty_text:
                 hint = Text(self.empty_text, style="dim")
-                return Strip(list(hint.render(self.app.console)), hint.cell_len).apply_style(base).crop_extend(0, width, base)
+                return text_line(hint, self.app.console, width, base)
             return Strip.blank(width, base)
         key = self.row_key(index)
         if key is not None:
@@ -105,8 +105,7 @@ class RowView(FrameStyled, ScrollView, can_focus=True):
         text = self.row_text(index, row_width)
         if index == self.cursor:
             text.stylize(_FOCUSED if focused else _CURSOR)
-        segments = [segment for segment in text.render(self.app.console) if segment.text != "\n"]
-        strip = Strip(segments).apply_style(base).crop_extend(0, width, base)
+        strip = text_line(text, self.app.console, width, base)
         if key is not None:
             if len(self._drawn) > 8 * max(1, self.size.height):
                 self._drawn.clear()

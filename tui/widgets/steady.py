@@ -11,6 +11,7 @@ arriving meanwhile waits behind it (docs/performance.md, "What made the console 
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 from textual.css.scalar import Unit
@@ -72,6 +73,14 @@ class SteadyScreen(Screen):
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name, id, classes)
         self._compositor = ClusteredCompositor()
+
+
+def text_line(text: Text, console: Console, width: int, base: Style) -> Strip:
+    """One line of `text` for a line-drawn widget: `width` cells, with the widget's style
+    (`base`: its background, colour, bold) under the text's own. Without it the text is
+    drawn over the terminal's default background and only the padding has the widget's."""
+    segments = [segment for segment in text.render(console, end="") if segment.text != "\n"]
+    return Strip(segments).apply_style(base).crop_extend(0, width, base)
 
 
 class FrameStyled:
