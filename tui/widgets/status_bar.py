@@ -20,20 +20,10 @@ class StatusBar(TextLines):
     """Assigned a fresh dict each time: the bar redraws only when a count differs."""
     notice: reactive[str] = reactive("", repaint=False)
 
-    def on_mount(self) -> None:
+    def redraw(self) -> None:
         self.show(self.line())
 
-    def watch_gateway_url(self) -> None:
-        self.show(self.line())
-
-    def watch_key_state(self) -> None:
-        self.show(self.line())
-
-    def watch_counts(self) -> None:
-        self.show(self.line())
-
-    def watch_notice(self) -> None:
-        self.show(self.line())
+    on_mount = watch_gateway_url = watch_key_state = watch_counts = watch_notice = redraw
 
     def line(self) -> Text:
         text = Text(no_wrap=True, end="")
